@@ -1,0 +1,16 @@
+//! hgpose: Stacked Hourglass human-pose estimation (Newell, Yang, Deng, ECCV 2016) on small boards.
+//!
+//! The crate follows the data's way through the system, one module per stage:
+//! [`capture`] (where frames come from) -> [`preprocess`] (crop, resize, normalize into the input
+//! tensor) -> [`model`] (the model contract and tract inference) -> [`pose`] (heatmaps to
+//! keypoints) -> [`outputs`] (JSON, drawings). [`pipeline`] joins the stages.
+
+pub mod capture;
+pub mod error;
+pub mod model;
+pub mod outputs;
+pub mod pipeline;
+pub mod pose;
+pub mod preprocess;
+
+pub use error::{Error, Result};

@@ -1,0 +1,254 @@
+//! The `hgpose` command line: `infer`, `info` and `bench` over the library's pipeline.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use hgpose::capture::load_image;
+use hgpose::model::PoseModel;
+use hgpose::outputs::{draw_pose, FrameRecord, ImageCanvas};
+use hgpose::pipeline::{bench, Estimator, EstimatorOptions};
+use hgpose::preprocess::Rect;
+
+/// Where `--model` defaults to, relative to the working directory, then the installed location.
+const DEFAULT_MODEL_PATHS: [&str; 2] = ["models/default/hourglass.onnx", "/usr/share/hgpose/models/default/hourglass.onnx"];
+
+#[derive(Parser)]
+#[command(name = "hgpose", version, about = "Stacked Hourglass human pose estimation on small boards")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// ONNX model (default: the bundled model, models/default/hourglass.onnx).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Model contract TOML (default: the model's path with a .toml extension, if present).
+    #[arg(long)]
+    sidecar: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    fn model_path(&self) -> Result<PathBuf> {
+        if let Some(m) = &self.model {
+            return Ok(m.clone());
+        }
+        if let Ok(m) = std::env::var("HGPOSE_MODEL") {
+            return Ok(m.into());
+        }
+        DEFAULT_MODEL_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()).with_context(|| {
+            format!("no --model given and no default model at {}; pass --model FILE.onnx", DEFAULT_MODEL_PATHS.join(" or "))
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Estimate poses in images; prints one JSON object per image.
+    Infer {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Person box x,y,w,h in pixels (default: the whole image, centred).
+        #[arg(long = "box", value_name = "X,Y,W,H")]
+        person: Option<String>,
+        /// Context around the person box, as a fraction of its size on each side.
+        #[arg(long, default_value_t = 0.25)]
+        margin: f32,
+        /// Flip test: also run the mirrored crop and average (twice the time).
+        #[arg(long)]
+        flip: bool,
+        /// Write the image with the skeleton drawn: a PNG file for one image, a folder for several.
+        #[arg(long, value_name = "OUT")]
+        draw: Option<PathBuf>,
+        /// Joints below this confidence are not drawn.
+        #[arg(long, default_value_t = 0.1)]
+        min_confidence: f32,
+        /// Pretty-print the JSON.
+        #[arg(long)]
+        pretty: bool,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+    },
+    /// Show the model contract hgpose resolved, and what it assumed.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time the whole per-frame path: cold start, then median and spread over warm runs.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Frame to time (default: a synthetic 640x480 frame).
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long)]
+        flip: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HGPOSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hgpose=info,warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Infer { model, person, margin, flip, draw, min_confidence, pretty, images } => {
+            infer(&model, person.as_deref(), EstimatorOptions { flip_test: flip, margin }, draw.as_deref(), min_confidence, pretty, &images)
+        }
+        Command::Info { model, json } => info(&model, json),
+        Command::Bench { model, image, runs, warmup, flip, json } => {
+            run_bench(&model, image.as_deref(), EstimatorOptions { flip_test: flip, ..Default::default() }, warmup, runs, json)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hgpose: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_estimator(args: &ModelArgs, options: EstimatorOptions) -> Result<Estimator> {
+    let path = args.model_path()?;
+    let estimator = Estimator::load(&path, args.sidecar.as_deref(), options)?;
+    for assumption in &estimator.contract().assumptions {
+        tracing::info!("{}: {assumption}", path.display());
+    }
+    Ok(estimator)
+}
+
+fn infer(
+    args: &ModelArgs,
+    person: Option<&str>,
+    options: EstimatorOptions,
+    draw: Option<&Path>,
+    min_confidence: f32,
+    pretty: bool,
+    images: &[PathBuf],
+) -> Result<()> {
+    let person = person.map(Rect::parse).transpose()?;
+    let draw_into_folder = images.len() > 1;
+    if let (Some(dir), true) = (draw, draw_into_folder) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the --draw folder {}", dir.display()))?;
+    }
+    let mut estimator = load_estimator(args, options)?;
+    let mut failures = 0;
+    for path in images {
+        let outcome = infer_one(&mut estimator, path, person, draw.map(|d| draw_target(d, path, draw_into_folder)), min_confidence);
+        match outcome {
+            Ok(record) => {
+                let text = if pretty { serde_json::to_string_pretty(&record)? } else { serde_json::to_string(&record)? };
+                println!("{text}");
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("hgpose: error: {e:#}");
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} of {} image(s) failed", images.len());
+    }
+    Ok(())
+}
+
+/// Where the drawing of `image` goes: `out` itself, or `out/<stem>.pose.png` for several images.
+fn draw_target(out: &Path, image: &Path, into_folder: bool) -> PathBuf {
+    if into_folder {
+        let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "frame".into());
+        out.join(format!("{stem}.pose.png"))
+    } else {
+        out.to_path_buf()
+    }
+}
+
+fn infer_one(
+    estimator: &mut Estimator,
+    path: &Path,
+    person: Option<Rect>,
+    draw: Option<PathBuf>,
+    min_confidence: f32,
+) -> Result<FrameRecord> {
+    let frame = load_image(path)?;
+    let estimate = estimator.estimate(&frame, person)?;
+    if let Some(out) = draw {
+        let mut canvas = frame.clone();
+        let joints = &estimator.contract().joints;
+        draw_pose(&mut ImageCanvas(&mut canvas), &estimate.pose, joints, min_confidence).expect("drawing on an image cannot fail");
+        canvas.save(&out).map_err(|e| hgpose::Error::Output { path: out.clone(), reason: e.to_string() })?;
+        tracing::info!("drew {}", out.display());
+    }
+    Ok(FrameRecord {
+        source: path.display().to_string(),
+        width: frame.width(),
+        height: frame.height(),
+        crop: estimate.crop.frame_rect(),
+        mean_confidence: estimate.pose.mean_confidence(),
+        keypoints: estimate.pose.keypoints,
+        timing_ms: estimate.timing,
+    })
+}
+
+fn info(args: &ModelArgs, json: bool) -> Result<()> {
+    let path = args.model_path()?;
+    let (contract, _) = PoseModel::resolve(&path, args.sidecar.as_deref())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&contract)?);
+        return Ok(());
+    }
+    let (i, o) = (&contract.input, &contract.output);
+    println!("model:    {}", path.display());
+    match &contract.sidecar {
+        Some(s) => println!("sidecar:  {}", s.display()),
+        None => println!("sidecar:  none"),
+    }
+    println!("input:    {:?} {:?} ({}x{}), {:?}, normalization {:?}", i.name, i.shape(), i.height, i.width, i.channels, i.normalization);
+    println!("output:   {:?}, {} stack(s), reading stack {} from {:?}", o.kind, o.stacks, o.stack, o.heatmap_outputs);
+    println!("heatmaps: {} joints x {}x{} ({:?}), stride {}", o.joints, o.height, o.width, o.layout, o.stride(i));
+    println!("joints:   {} [{}]", contract.joints.id, contract.joints.names.join(", "));
+    if contract.assumptions.is_empty() {
+        println!("assumed:  nothing");
+    } else {
+        println!("assumed:");
+        for a in &contract.assumptions {
+            println!("  - {a}");
+        }
+    }
+    Ok(())
+}
+
+/// A deterministic 640x480 test frame: smooth gradients, so resizing does real work.
+fn synthetic_frame() -> image::RgbImage {
+    image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) / 5 % 256) as u8]))
+}
+
+fn run_bench(args: &ModelArgs, image: Option<&Path>, options: EstimatorOptions, warmup: usize, runs: usize, json: bool) -> Result<()> {
+    let path = args.model_path()?;
+    let frame = match image {
+        Some(p) => load_image(p)?,
+        None => synthetic_frame(),
+    };
+    let report = bench::run(&path, &frame, options, warmup, runs)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("model        {}", report.model);
+        println!("cold start   {:.1} ms", report.cold_start_ms);
+        println!("per frame    median {:.2} ms  (min {:.2}, p90 {:.2}, max {:.2}) over {} runs after {} warm-up", report.median_ms, report.min_ms, report.p90_ms, report.max_ms, report.runs, report.warmup);
+        println!("  stages     preprocess {:.2} ms, inference {:.2} ms, decode {:.3} ms (medians)", report.median_preprocess_ms, report.median_inference_ms, report.median_decode_ms);
+    }
+    Ok(())
+}

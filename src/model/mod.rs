@@ -1,0 +1,12 @@
+//! Model: the contract (what the network takes and gives, from the graph and its sidecar) and
+//! inference through tract.
+
+mod contract;
+mod engine;
+mod joints;
+mod sidecar;
+
+pub use contract::{resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec};
+pub use engine::PoseModel;
+pub use joints::JointSet;
+pub use sidecar::{ChannelOrder, Layout, NormalizeKind, OutputKind, Sidecar};

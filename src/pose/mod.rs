@@ -1,0 +1,10 @@
+//! Pose: heatmaps to keypoints. Decoding is the paper's: per-joint argmax, a quarter-pixel shift
+//! toward the higher neighbour, the peak value as confidence; then back to frame pixels.
+
+mod decode;
+mod heatmaps;
+mod keypoints;
+
+pub use decode::{decode_peaks, Peak};
+pub use heatmaps::Heatmaps;
+pub use keypoints::{Keypoint, Pose};

@@ -35,10 +35,16 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn model(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
-        Error::Model { path: path.into(), reason: reason.to_string() }
+        Error::Model {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn contract(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
-        Error::Contract { path: path.into(), reason: reason.to_string() }
+        Error::Contract {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
     }
 }

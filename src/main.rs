@@ -12,10 +12,17 @@ use hgpose::pipeline::{bench, Estimator, EstimatorOptions};
 use hgpose::preprocess::Rect;
 
 /// Where `--model` defaults to, relative to the working directory, then the installed location.
-const DEFAULT_MODEL_PATHS: [&str; 2] = ["models/default/hourglass.onnx", "/usr/share/hgpose/models/default/hourglass.onnx"];
+const DEFAULT_MODEL_PATHS: [&str; 2] = [
+    "models/default/hourglass.onnx",
+    "/usr/share/hgpose/models/default/hourglass.onnx",
+];
 
 #[derive(Parser)]
-#[command(name = "hgpose", version, about = "Stacked Hourglass human pose estimation on small boards")]
+#[command(
+    name = "hgpose",
+    version,
+    about = "Stacked Hourglass human pose estimation on small boards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,9 +46,16 @@ impl ModelArgs {
         if let Ok(m) = std::env::var("HGPOSE_MODEL") {
             return Ok(m.into());
         }
-        DEFAULT_MODEL_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()).with_context(|| {
-            format!("no --model given and no default model at {}; pass --model FILE.onnx", DEFAULT_MODEL_PATHS.join(" or "))
-        })
+        DEFAULT_MODEL_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .with_context(|| {
+                format!(
+                    "no --model given and no default model at {}; pass --model FILE.onnx",
+                    DEFAULT_MODEL_PATHS.join(" or ")
+                )
+            })
     }
 }
 
@@ -55,7 +69,7 @@ enum Command {
         #[arg(long = "box", value_name = "X,Y,W,H")]
         person: Option<String>,
         /// Context around the person box, as a fraction of its size on each side.
-        #[arg(long, default_value_t = 0.25)]
+        #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
         margin: f32,
         /// Flip test: also run the mirrored crop and average (twice the time).
         #[arg(long)]
@@ -64,7 +78,7 @@ enum Command {
         #[arg(long, value_name = "OUT")]
         draw: Option<PathBuf>,
         /// Joints below this confidence are not drawn.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
         min_confidence: f32,
         /// Pretty-print the JSON.
         #[arg(long)]
@@ -101,16 +115,53 @@ enum Command {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HGPOSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hgpose=info,warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Infer { model, person, margin, flip, draw, min_confidence, pretty, images } => {
-            infer(&model, person.as_deref(), EstimatorOptions { flip_test: flip, margin }, draw.as_deref(), min_confidence, pretty, &images)
-        }
+        Command::Infer {
+            model,
+            person,
+            margin,
+            flip,
+            draw,
+            min_confidence,
+            pretty,
+            images,
+        } => infer(
+            &model,
+            person.as_deref(),
+            EstimatorOptions {
+                flip_test: flip,
+                margin,
+            },
+            draw.as_deref(),
+            min_confidence,
+            pretty,
+            &images,
+        ),
         Command::Info { model, json } => info(&model, json),
-        Command::Bench { model, image, runs, warmup, flip, json } => {
-            run_bench(&model, image.as_deref(), EstimatorOptions { flip_test: flip, ..Default::default() }, warmup, runs, json)
-        }
+        Command::Bench {
+            model,
+            image,
+            runs,
+            warmup,
+            flip,
+            json,
+        } => run_bench(
+            &model,
+            image.as_deref(),
+            EstimatorOptions {
+                flip_test: flip,
+                ..Default::default()
+            },
+            warmup,
+            runs,
+            json,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,15 +193,26 @@ fn infer(
     let person = person.map(Rect::parse).transpose()?;
     let draw_into_folder = images.len() > 1;
     if let (Some(dir), true) = (draw, draw_into_folder) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the --draw folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --draw folder {}", dir.display()))?;
     }
     let mut estimator = load_estimator(args, options)?;
     let mut failures = 0;
     for path in images {
-        let outcome = infer_one(&mut estimator, path, person, draw.map(|d| draw_target(d, path, draw_into_folder)), min_confidence);
+        let outcome = infer_one(
+            &mut estimator,
+            path,
+            person,
+            draw.map(|d| draw_target(d, path, draw_into_folder)),
+            min_confidence,
+        );
         match outcome {
             Ok(record) => {
-                let text = if pretty { serde_json::to_string_pretty(&record)? } else { serde_json::to_string(&record)? };
+                let text = if pretty {
+                    serde_json::to_string_pretty(&record)?
+                } else {
+                    serde_json::to_string(&record)?
+                };
                 println!("{text}");
             }
             Err(e) => {
@@ -168,7 +230,10 @@ fn infer(
 /// Where the drawing of `image` goes: `out` itself, or `out/<stem>.pose.png` for several images.
 fn draw_target(out: &Path, image: &Path, into_folder: bool) -> PathBuf {
     if into_folder {
-        let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "frame".into());
+        let stem = image
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "frame".into());
         out.join(format!("{stem}.pose.png"))
     } else {
         out.to_path_buf()
@@ -187,8 +252,17 @@ fn infer_one(
     if let Some(out) = draw {
         let mut canvas = frame.clone();
         let joints = &estimator.contract().joints;
-        draw_pose(&mut ImageCanvas(&mut canvas), &estimate.pose, joints, min_confidence).expect("drawing on an image cannot fail");
-        canvas.save(&out).map_err(|e| hgpose::Error::Output { path: out.clone(), reason: e.to_string() })?;
+        draw_pose(
+            &mut ImageCanvas(&mut canvas),
+            &estimate.pose,
+            joints,
+            min_confidence,
+        )
+        .expect("drawing on an image cannot fail");
+        canvas.save(&out).map_err(|e| hgpose::Error::Output {
+            path: out.clone(),
+            reason: e.to_string(),
+        })?;
         tracing::info!("drew {}", out.display());
     }
     Ok(FrameRecord {
@@ -215,10 +289,32 @@ fn info(args: &ModelArgs, json: bool) -> Result<()> {
         Some(s) => println!("sidecar:  {}", s.display()),
         None => println!("sidecar:  none"),
     }
-    println!("input:    {:?} {:?} ({}x{}), {:?}, normalization {:?}", i.name, i.shape(), i.height, i.width, i.channels, i.normalization);
-    println!("output:   {:?}, {} stack(s), reading stack {} from {:?}", o.kind, o.stacks, o.stack, o.heatmap_outputs);
-    println!("heatmaps: {} joints x {}x{} ({:?}), stride {}", o.joints, o.height, o.width, o.layout, o.stride(i));
-    println!("joints:   {} [{}]", contract.joints.id, contract.joints.names.join(", "));
+    println!(
+        "input:    {:?} {:?} ({}x{}), {:?}, normalization {:?}",
+        i.name,
+        i.shape(),
+        i.height,
+        i.width,
+        i.channels,
+        i.normalization
+    );
+    println!(
+        "output:   {:?}, {} stack(s), reading stack {} from {:?}",
+        o.kind, o.stacks, o.stack, o.heatmap_outputs
+    );
+    println!(
+        "heatmaps: {} joints x {}x{} ({:?}), stride {}",
+        o.joints,
+        o.height,
+        o.width,
+        o.layout,
+        o.stride(i)
+    );
+    println!(
+        "joints:   {} [{}]",
+        contract.joints.id,
+        contract.joints.names.join(", ")
+    );
     if contract.assumptions.is_empty() {
         println!("assumed:  nothing");
     } else {
@@ -232,23 +328,42 @@ fn info(args: &ModelArgs, json: bool) -> Result<()> {
 
 /// A deterministic 640x480 test frame: smooth gradients, so resizing does real work.
 fn synthetic_frame() -> image::RgbImage {
-    image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) / 5 % 256) as u8]))
+    image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) / 5 % 256) as u8])
+    })
 }
 
-fn run_bench(args: &ModelArgs, image: Option<&Path>, options: EstimatorOptions, warmup: usize, runs: usize, json: bool) -> Result<()> {
+fn run_bench(
+    args: &ModelArgs,
+    image: Option<&Path>,
+    options: EstimatorOptions,
+    warmup: usize,
+    runs: usize,
+    json: bool,
+) -> Result<()> {
     let path = args.model_path()?;
     let frame = match image {
         Some(p) => load_image(p)?,
         None => synthetic_frame(),
     };
-    let report = bench::run(&path, &frame, options, warmup, runs)?;
+    let report = bench::run(
+        &path,
+        args.sidecar.as_deref(),
+        &frame,
+        options,
+        warmup,
+        runs,
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("model        {}", report.model);
         println!("cold start   {:.1} ms", report.cold_start_ms);
         println!("per frame    median {:.2} ms  (min {:.2}, p90 {:.2}, max {:.2}) over {} runs after {} warm-up", report.median_ms, report.min_ms, report.p90_ms, report.max_ms, report.runs, report.warmup);
-        println!("  stages     preprocess {:.2} ms, inference {:.2} ms, decode {:.3} ms (medians)", report.median_preprocess_ms, report.median_inference_ms, report.median_decode_ms);
+        println!(
+            "  stages     preprocess {:.2} ms, inference {:.2} ms, decode {:.3} ms (medians)",
+            report.median_preprocess_ms, report.median_inference_ms, report.median_decode_ms
+        );
     }
     Ok(())
 }

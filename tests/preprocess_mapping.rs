@@ -53,7 +53,10 @@ fn point_to_heatmap_and_back_is_within_half_a_frame_pixel() {
             let (u, v) = crop.frame_to_input(x, y);
             let (hx, hy) = (u / STRIDE, v / STRIDE);
             let (x2, y2) = crop.input_to_frame(hx * STRIDE, hy * STRIDE);
-            assert!((x - x2).abs() < 0.5 && (y - y2).abs() < 0.5, "{x},{y} -> {x2},{y2}");
+            assert!(
+                (x - x2).abs() < 0.5 && (y - y2).abs() < 0.5,
+                "{x},{y} -> {x2},{y2}"
+            );
         }
     }
 }
@@ -65,9 +68,19 @@ fn blob_written_into_the_tensor_maps_back_to_where_it_was_drawn() {
     let cases = [
         (640, 480, None, (200.3, 310.7)),
         (480, 640, None, (250.6, 120.2)),
-        (640, 480, Some(Rect::new(150.0, 200.0, 140.0, 220.0)), (221.4, 301.8)),
+        (
+            640,
+            480,
+            Some(Rect::new(150.0, 200.0, 140.0, 220.0)),
+            (221.4, 301.8),
+        ),
         // a person box hanging off the frame's edge: the crop is padded there
-        (640, 480, Some(Rect::new(560.0, 300.0, 120.0, 200.0)), (600.2, 420.6)),
+        (
+            640,
+            480,
+            Some(Rect::new(560.0, 300.0, 120.0, 200.0)),
+            (600.2, 420.6),
+        ),
     ];
     for (w, h, person, (cx, cy)) in cases {
         let frame = blob_frame(w, h, cx, cy, 12.0);
@@ -78,7 +91,10 @@ fn blob_written_into_the_tensor_maps_back_to_where_it_was_drawn() {
         pre.fill(&frame, &crop, false, &mut tensor).unwrap();
         let (u, v) = centroid(&tensor[..256 * 256], 256, 256);
         let (x, y) = crop.input_to_frame(u, v);
-        assert!((x - cx).abs() < 0.5 && (y - cy).abs() < 0.5, "{w}x{h} {person:?}: drew ({cx}, {cy}), found ({x}, {y})");
+        assert!(
+            (x - cx).abs() < 0.5 && (y - cy).abs() < 0.5,
+            "{w}x{h} {person:?}: drew ({cx}, {cy}), found ({x}, {y})"
+        );
     }
 }
 

@@ -56,13 +56,16 @@ def count_macs(model: nn.Module, input_size: Size, device: Optional[str] = "meta
         total += conv_macs(mod, output.shape[-2], output.shape[-1])
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    was_training = model.training
     try:
         if device is None:
             device = next(model.parameters()).device
         x = torch.zeros(1, 3, h, w, device=device)
+        model.eval()  # batch-1 BatchNorm cannot run in training mode at 1x1 resolution
         with torch.no_grad():
             model(x)
     finally:
+        model.train(was_training)
         for handle in handles:
             handle.remove()
     return total

@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 
 /// Reads and decodes an image file into RGB, naming the file in every error.
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let err = |reason: String| Error::Image { path: path.to_path_buf(), reason };
+    let err = |reason: String| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
     let reader = image::ImageReader::open(path)
         .map_err(|e| err(format!("cannot open it ({e})")))?
         .with_guessed_format()
@@ -15,7 +18,9 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
     if reader.format().is_none() {
         return Err(err("not a recognised image format".into()));
     }
-    let image = reader.decode().map_err(|e| err(format!("it is corrupt or truncated ({e})")))?;
+    let image = reader
+        .decode()
+        .map_err(|e| err(format!("it is corrupt or truncated ({e})")))?;
     if image.width() == 0 || image.height() == 0 {
         return Err(err("it has no pixels".into()));
     }
@@ -37,12 +42,18 @@ mod tests {
         let corrupt = dir.join("corrupt.png");
         let mut bytes = Vec::new();
         RgbImage::new(16, 16)
-            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
             .unwrap();
         bytes.truncate(bytes.len() / 2);
         std::fs::write(&corrupt, &bytes).unwrap();
         let err = load_image(&corrupt).unwrap_err().to_string();
-        assert!(err.contains("corrupt.png") && err.contains("corrupt"), "{err}");
+        assert!(
+            err.contains("corrupt.png") && err.contains("corrupt"),
+            "{err}"
+        );
 
         let text = dir.join("notes.jpg");
         std::fs::write(&text, b"hello").unwrap();

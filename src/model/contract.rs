@@ -110,7 +110,9 @@ pub fn resolve_input(
     if graph_shape.len() != 4 {
         return Err(Error::model(
             model,
-            format!("input {name:?} has shape {shown}; hgpose needs a 4-D image tensor (NCHW or NHWC)"),
+            format!(
+                "input {name:?} has shape {shown}; hgpose needs a 4-D image tensor (NCHW or NHWC)"
+            ),
         ));
     }
     if let Some(batch) = graph_shape[0] {
@@ -139,12 +141,17 @@ pub fn resolve_input(
     };
     let layout = match (side.and_then(|s| s.layout), graph_layout) {
         (Some(l), Some(g)) if l != g => {
-            return Err(contradiction("input.layout", format!("it says {l:?} but input {name:?} {shown} is {g:?}")))
+            return Err(contradiction(
+                "input.layout",
+                format!("it says {l:?} but input {name:?} {shown} is {g:?}"),
+            ))
         }
         (Some(l), _) => l,
         (None, Some(g)) => g,
         (None, None) => {
-            assumptions.push(format!("input layout of {shown} is ambiguous: assumed NCHW"));
+            assumptions.push(format!(
+                "input layout of {shown} is ambiguous: assumed NCHW"
+            ));
             Layout::NCHW
         }
     };
@@ -154,12 +161,18 @@ pub fn resolve_input(
     };
     let (height, width) = match (side.and_then(|s| s.size), gh, gw) {
         (Some([h, w]), Some(gh), Some(gw)) if (h, w) != (gh, gw) => {
-            return Err(contradiction("input.size", format!("it says [{h}, {w}] but input {name:?} {shown} is {gh}x{gw}")))
+            return Err(contradiction(
+                "input.size",
+                format!("it says [{h}, {w}] but input {name:?} {shown} is {gh}x{gw}"),
+            ))
         }
         (Some([h, w]), _, _) => (h, w),
         (None, Some(h), Some(w)) => (h, w),
         (None, h, w) => {
-            let (h, w) = (h.unwrap_or(DEFAULT_INPUT_SIDE), w.unwrap_or(DEFAULT_INPUT_SIDE));
+            let (h, w) = (
+                h.unwrap_or(DEFAULT_INPUT_SIDE),
+                w.unwrap_or(DEFAULT_INPUT_SIDE),
+            );
             assumptions.push(format!("input size is not fixed in the graph ({shown}): assumed {h}x{w}; set `input.size` in the sidecar"));
             (h, w)
         }
@@ -174,19 +187,33 @@ pub fn resolve_input(
         Some(NormalizeKind::Symmetric) => Normalization::Symmetric,
         Some(NormalizeKind::MeanStd) => {
             let s = side.expect("normalize came from the sidecar");
-            Normalization::MeanStd { mean: s.mean.unwrap_or_default(), std: s.std.unwrap_or([1.0; 3]) }
+            Normalization::MeanStd {
+                mean: s.mean.unwrap_or_default(),
+                std: s.std.unwrap_or([1.0; 3]),
+            }
         }
         None => {
             assumptions.push("input normalization assumed [0, 1] (pixel / 255); set `input.normalize` in the sidecar".into());
             Normalization::Unit
         }
     };
-    Ok(InputSpec { name: name.to_string(), height, width, layout, channels, normalization })
+    Ok(InputSpec {
+        name: name.to_string(),
+        height,
+        width,
+        layout,
+        channels,
+        normalization,
+    })
 }
 
 /// `(joints, height, width)` when `dims` (after the batch and, if stacked, the stack axis) look
 /// like heatmaps for `input` in `layout`: the spatial grid is the input divided by one integer stride.
-fn heatmap_dims(dims: &[usize], layout: Layout, input: &InputSpec) -> Option<(usize, usize, usize)> {
+fn heatmap_dims(
+    dims: &[usize],
+    layout: Layout,
+    input: &InputSpec,
+) -> Option<(usize, usize, usize)> {
     let (j, h, w) = match (layout, dims) {
         (Layout::NCHW, [j, h, w]) => (*j, *h, *w),
         (Layout::NHWC, [h, w, j]) => (*j, *h, *w),
@@ -205,7 +232,12 @@ fn heatmap_dims(dims: &[usize], layout: Layout, input: &InputSpec) -> Option<(us
 /// A graph output read as heatmaps: kind, layout, and `(J, H, W)`.
 type Candidate = (OutputKind, Layout, (usize, usize, usize), Option<usize>);
 
-fn candidate(out: &GraphOutput, layout_hint: Option<Layout>, input: &InputSpec, joints_hint: Option<usize>) -> Option<Candidate> {
+fn candidate(
+    out: &GraphOutput,
+    layout_hint: Option<Layout>,
+    input: &InputSpec,
+    joints_hint: Option<usize>,
+) -> Option<Candidate> {
     let (kind, stacks, rest) = match out.shape.as_slice() {
         [1, s, rest @ ..] if rest.len() == 3 => (OutputKind::Stacked, Some(*s), rest),
         [1, rest @ ..] if rest.len() == 3 => (OutputKind::PerStack, None, rest),
@@ -237,9 +269,18 @@ pub fn resolve_output(
 ) -> Result<(OutputSpec, JointSet)> {
     let side = sidecar.map(|(_, s)| s);
     let sidecar_path = sidecar.map(|(p, _)| p.to_path_buf()).unwrap_or_default();
-    let contradiction = |key: &str, why: String| Error::contract(&sidecar_path, format!("`{key}` contradicts the graph: {why}"));
+    let contradiction = |key: &str, why: String| {
+        Error::contract(
+            &sidecar_path,
+            format!("`{key}` contradicts the graph: {why}"),
+        )
+    };
     let listing = || {
-        outputs.iter().map(|o| format!("{} {:?}", o.name, o.shape)).collect::<Vec<_>>().join(", ")
+        outputs
+            .iter()
+            .map(|o| format!("{} {:?}", o.name, o.shape))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let sidecar_joints = side.and_then(|s| s.joint_set());
     let joints_hint = sidecar_joints.as_ref().map(|j| j.len()).or(Some(16));
@@ -248,7 +289,10 @@ pub fn resolve_output(
     let mut candidates: Vec<(usize, Candidate)> = outputs
         .iter()
         .enumerate()
-        .filter(|(_, o)| side.and_then(|s| s.output.name.as_ref()).is_none_or(|n| *n == o.name))
+        .filter(|(_, o)| {
+            side.and_then(|s| s.output.name.as_ref())
+                .is_none_or(|n| *n == o.name)
+        })
         .filter_map(|(i, o)| candidate(o, layout_hint, input, joints_hint).map(|c| (i, c)))
         .collect();
     if candidates.is_empty() {
@@ -263,7 +307,10 @@ pub fn resolve_output(
     let kind = match side.and_then(|s| s.output.kind) {
         Some(kind) => {
             if !candidates.iter().any(|(_, c)| c.0 == kind) {
-                return Err(contradiction("output.kind", format!("it says {kind:?} but the outputs are {}", listing())));
+                return Err(contradiction(
+                    "output.kind",
+                    format!("it says {kind:?} but the outputs are {}", listing()),
+                ));
             }
             kind
         }
@@ -272,11 +319,20 @@ pub fn resolve_output(
     };
     candidates.retain(|(_, c)| c.0 == kind);
     if kind == OutputKind::Stacked && candidates.len() > 1 {
-        return Err(Error::model(model, format!("several stacked heatmap outputs ({}); name one with `output.name` in the sidecar", listing())));
+        return Err(Error::model(
+            model,
+            format!(
+                "several stacked heatmap outputs ({}); name one with `output.name` in the sidecar",
+                listing()
+            ),
+        ));
     }
     let (_, first) = candidates[0];
     let (layout, (joints, height, width)) = (first.1, first.2);
-    if let Some((i, _)) = candidates.iter().find(|(_, c)| c.2 != first.2 || c.1 != layout) {
+    if let Some((i, _)) = candidates
+        .iter()
+        .find(|(_, c)| c.2 != first.2 || c.1 != layout)
+    {
         return Err(Error::model(model, format!("per-stack outputs disagree in shape ({} vs {:?}); hgpose needs every stack's heatmaps alike", outputs[*i].name, outputs[candidates[0].0].shape)));
     }
     let stacks = match kind {
@@ -284,24 +340,43 @@ pub fn resolve_output(
         OutputKind::PerStack => candidates.len(),
     };
     let wanted = side.and_then(|s| s.output.stack).unwrap_or(-1);
-    let stack = if wanted < 0 { stacks as i64 + wanted } else { wanted };
+    let stack = if wanted < 0 {
+        stacks as i64 + wanted
+    } else {
+        wanted
+    };
     if stack < 0 || stack >= stacks as i64 {
-        return Err(contradiction("output.stack", format!("stack {wanted} does not exist: the model has {stacks} stack(s)")));
+        return Err(contradiction(
+            "output.stack",
+            format!("stack {wanted} does not exist: the model has {stacks} stack(s)"),
+        ));
     }
     let stack = stack as usize;
     let graph_output = match kind {
         OutputKind::Stacked => candidates[0].0,
         OutputKind::PerStack => candidates[stack].0,
     };
-    let heatmap_outputs: Vec<String> = candidates.iter().map(|(i, _)| outputs[*i].name.clone()).collect();
+    let heatmap_outputs: Vec<String> = candidates
+        .iter()
+        .map(|(i, _)| outputs[*i].name.clone())
+        .collect();
 
     if side.and_then(|s| s.output.kind).is_none() {
         let what = match kind {
-            OutputKind::Stacked => format!("one stacked output {} with {stacks} stack(s)", outputs[graph_output].name),
+            OutputKind::Stacked => format!(
+                "one stacked output {} with {stacks} stack(s)",
+                outputs[graph_output].name
+            ),
             OutputKind::PerStack => format!("{stacks} per-stack output(s)"),
         };
-        let which = if side.and_then(|s| s.output.stack).is_none() { ", reading the last stack" } else { "" };
-        assumptions.push(format!("heatmaps inferred from the graph: {what}, {layout:?}{which}"));
+        let which = if side.and_then(|s| s.output.stack).is_none() {
+            ", reading the last stack"
+        } else {
+            ""
+        };
+        assumptions.push(format!(
+            "heatmaps inferred from the graph: {what}, {layout:?}{which}"
+        ));
     }
     for (i, o) in outputs.iter().enumerate() {
         if !candidates.iter().any(|(c, _)| *c == i) {
@@ -310,7 +385,13 @@ pub fn resolve_output(
     }
     let joint_set = match sidecar_joints {
         Some(set) if set.len() != joints => {
-            return Err(contradiction("joints", format!("it names {} joints but the heatmaps have {joints} channels", set.len())))
+            return Err(contradiction(
+                "joints",
+                format!(
+                    "it names {} joints but the heatmaps have {joints} channels",
+                    set.len()
+                ),
+            ))
         }
         Some(set) => set,
         None if joints == 16 => {
@@ -322,12 +403,25 @@ pub fn resolve_output(
             JointSet::unnamed(joints)
         }
     };
-    let spec = OutputSpec { kind, heatmap_outputs, graph_output, stacks, stack, layout, joints, height, width };
+    let spec = OutputSpec {
+        kind,
+        heatmap_outputs,
+        graph_output,
+        stacks,
+        stack,
+        layout,
+        joints,
+        height,
+        width,
+    };
     Ok((spec, joint_set))
 }
 
 fn show_dims(dims: &[Option<usize>]) -> String {
-    let parts: Vec<String> = dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
+        .collect();
     format!("[{}]", parts.join(", "))
 }
 
@@ -341,28 +435,52 @@ mod tests {
 
     fn input(shape: &[Option<usize>], s: Option<&Sidecar>) -> Result<(InputSpec, Vec<String>)> {
         let mut a = Vec::new();
-        let spec = resolve_input(Path::new("m.onnx"), "input", shape, s.map(|s| (Path::new("m.toml"), s)), &mut a)?;
+        let spec = resolve_input(
+            Path::new("m.onnx"),
+            "input",
+            shape,
+            s.map(|s| (Path::new("m.toml"), s)),
+            &mut a,
+        )?;
         Ok((spec, a))
     }
 
     fn out(name: &str, shape: &[usize]) -> GraphOutput {
-        GraphOutput { name: name.into(), shape: shape.to_vec() }
+        GraphOutput {
+            name: name.into(),
+            shape: shape.to_vec(),
+        }
     }
 
-    fn output(outs: &[GraphOutput], s: Option<&Sidecar>) -> Result<(OutputSpec, JointSet, Vec<String>)> {
+    fn output(
+        outs: &[GraphOutput],
+        s: Option<&Sidecar>,
+    ) -> Result<(OutputSpec, JointSet, Vec<String>)> {
         let (inp, _) = input(&[Some(1), Some(3), Some(256), Some(256)], None).unwrap();
         let mut a = Vec::new();
-        let (spec, joints) = resolve_output(Path::new("m.onnx"), outs, &inp, s.map(|s| (Path::new("m.toml"), s)), &mut a)?;
+        let (spec, joints) = resolve_output(
+            Path::new("m.onnx"),
+            outs,
+            &inp,
+            s.map(|s| (Path::new("m.toml"), s)),
+            &mut a,
+        )?;
         Ok((spec, joints, a))
     }
 
     #[test]
     fn infers_nchw_and_nhwc_inputs() {
         let (nchw, a) = input(&[Some(1), Some(3), Some(256), Some(192)], None).unwrap();
-        assert_eq!((nchw.layout, nchw.height, nchw.width), (Layout::NCHW, 256, 192));
+        assert_eq!(
+            (nchw.layout, nchw.height, nchw.width),
+            (Layout::NCHW, 256, 192)
+        );
         assert!(a.iter().any(|s| s.contains("normalization assumed")));
         let (nhwc, _) = input(&[None, Some(128), Some(96), Some(3)], None).unwrap();
-        assert_eq!((nhwc.layout, nhwc.height, nhwc.width), (Layout::NHWC, 128, 96));
+        assert_eq!(
+            (nhwc.layout, nhwc.height, nhwc.width),
+            (Layout::NHWC, 128, 96)
+        );
         assert_eq!(nhwc.shape(), [1, 128, 96, 3]);
     }
 
@@ -379,23 +497,42 @@ mod tests {
     #[test]
     fn sidecar_contradicting_the_input_is_an_error() {
         let s = side("[input]\nlayout = \"NHWC\"\n");
-        let err = input(&[Some(1), Some(3), Some(256), Some(256)], Some(&s)).unwrap_err().to_string();
-        assert!(err.contains("input.layout") && err.contains("m.toml"), "{err}");
+        let err = input(&[Some(1), Some(3), Some(256), Some(256)], Some(&s))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("input.layout") && err.contains("m.toml"),
+            "{err}"
+        );
         let s = side("[input]\nsize = [128, 128]\n");
-        let err = input(&[Some(1), Some(3), Some(256), Some(256)], Some(&s)).unwrap_err().to_string();
+        let err = input(&[Some(1), Some(3), Some(256), Some(256)], Some(&s))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("input.size"), "{err}");
     }
 
     #[test]
     fn rejects_non_image_inputs() {
-        assert!(input(&[Some(1), Some(784)], None).unwrap_err().to_string().contains("4-D"));
-        assert!(input(&[Some(1), Some(5), Some(64), Some(64)], None).unwrap_err().to_string().contains("colour"));
-        assert!(input(&[Some(4), Some(3), Some(64), Some(64)], None).unwrap_err().to_string().contains("batch"));
+        assert!(input(&[Some(1), Some(784)], None)
+            .unwrap_err()
+            .to_string()
+            .contains("4-D"));
+        assert!(input(&[Some(1), Some(5), Some(64), Some(64)], None)
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
+        assert!(input(&[Some(4), Some(3), Some(64), Some(64)], None)
+            .unwrap_err()
+            .to_string()
+            .contains("batch"));
     }
 
     #[test]
     fn mean_std_becomes_scale_and_offset() {
-        let n = Normalization::MeanStd { mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 1.0] };
+        let n = Normalization::MeanStd {
+            mean: [0.5, 0.25, 0.0],
+            std: [0.5, 0.25, 1.0],
+        };
         let (s, o) = n.scale_offset();
         for c in 0..3 {
             let px = 200.0f32;
@@ -408,8 +545,14 @@ mod tests {
     fn per_stack_outputs_read_the_last_stack() {
         let outs = [out("hm0", &[1, 16, 64, 64]), out("hm1", &[1, 16, 64, 64])];
         let (spec, joints, a) = output(&outs, None).unwrap();
-        assert_eq!((spec.kind, spec.stacks, spec.stack, spec.graph_output), (OutputKind::PerStack, 2, 1, 1));
-        assert_eq!((spec.joints, spec.height, spec.width, spec.layout), (16, 64, 64, Layout::NCHW));
+        assert_eq!(
+            (spec.kind, spec.stacks, spec.stack, spec.graph_output),
+            (OutputKind::PerStack, 2, 1, 1)
+        );
+        assert_eq!(
+            (spec.joints, spec.height, spec.width, spec.layout),
+            (16, 64, 64, Layout::NCHW)
+        );
         assert_eq!(joints.id, "mpii16");
         assert!(a.iter().any(|s| s.contains("last stack")));
     }
@@ -417,7 +560,10 @@ mod tests {
     #[test]
     fn stacked_output_and_nhwc_heatmaps() {
         let (spec, _, _) = output(&[out("hm", &[1, 8, 16, 64, 64])], None).unwrap();
-        assert_eq!((spec.kind, spec.stacks, spec.stack), (OutputKind::Stacked, 8, 7));
+        assert_eq!(
+            (spec.kind, spec.stacks, spec.stack),
+            (OutputKind::Stacked, 8, 7)
+        );
         let (spec, _, _) = output(&[out("hm", &[1, 64, 64, 16])], None).unwrap();
         assert_eq!((spec.layout, spec.joints), (Layout::NHWC, 16));
     }
@@ -427,20 +573,36 @@ mod tests {
         let outs = [out("a", &[1, 16, 64, 64]), out("b", &[1, 16, 64, 64])];
         let (spec, _, _) = output(&outs, Some(&side("[output]\nstack = 0\n"))).unwrap();
         assert_eq!(spec.graph_output, 0);
-        let err = output(&outs, Some(&side("[output]\nstack = 2\n"))).unwrap_err().to_string();
+        let err = output(&outs, Some(&side("[output]\nstack = 2\n")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("output.stack"), "{err}");
-        let err = output(&outs, Some(&side("[output]\nkind = \"stacked\"\n"))).unwrap_err().to_string();
+        let err = output(&outs, Some(&side("[output]\nkind = \"stacked\"\n")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("output.kind"), "{err}");
-        let err = output(&outs, Some(&side("[joints]\nnames = [\"a\", \"b\"]\n"))).unwrap_err().to_string();
-        assert!(err.contains("joints") && err.contains("16 channels"), "{err}");
+        let err = output(&outs, Some(&side("[joints]\nnames = [\"a\", \"b\"]\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("joints") && err.contains("16 channels"),
+            "{err}"
+        );
     }
 
     #[test]
     fn classifier_outputs_are_not_heatmaps() {
-        let err = output(&[out("logits", &[1, 1000])], None).unwrap_err().to_string();
-        assert!(err.contains("heatmap-shaped") && err.contains("logits"), "{err}");
+        let err = output(&[out("logits", &[1, 1000])], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("heatmap-shaped") && err.contains("logits"),
+            "{err}"
+        );
         // a spatial map whose grid does not divide the input is not a heatmap either
-        let err = output(&[out("x", &[1, 16, 60, 60])], None).unwrap_err().to_string();
+        let err = output(&[out("x", &[1, 16, 60, 60])], None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("heatmap-shaped"), "{err}");
     }
 
@@ -450,6 +612,8 @@ mod tests {
         let (spec, joints, a) = output(&outs, None).unwrap();
         assert_eq!(spec.joints, 17);
         assert_eq!(joints.names[16], "joint_16");
-        assert!(a.iter().any(|s| s.contains("feat") && s.contains("not read")));
+        assert!(a
+            .iter()
+            .any(|s| s.contains("feat") && s.contains("not read")));
     }
 }

@@ -52,7 +52,8 @@ const MPII16_EDGES: [(usize, usize); 15] = [
     (14, 15),
 ];
 
-const MPII16_FLIP_PAIRS: [(usize, usize); 6] = [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)];
+const MPII16_FLIP_PAIRS: [(usize, usize); 6] =
+    [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)];
 
 impl JointSet {
     /// The 16 MPII joints with their skeleton.
@@ -115,7 +116,9 @@ impl JointSet {
         }
         for &(a, b) in self.edges.iter().chain(&self.flip_pairs) {
             if a >= n || b >= n {
-                return Err(format!("pair [{a}, {b}] refers to a joint beyond the {n} joints"));
+                return Err(format!(
+                    "pair [{a}, {b}] refers to a joint beyond the {n} joints"
+                ));
             }
         }
         Ok(())
@@ -133,7 +136,10 @@ mod tests {
         set.validate().unwrap();
         // every joint is on the skeleton
         for j in 0..16 {
-            assert!(set.edges.iter().any(|&(a, b)| a == j || b == j), "joint {j} not drawn");
+            assert!(
+                set.edges.iter().any(|&(a, b)| a == j || b == j),
+                "joint {j} not drawn"
+            );
         }
     }
 

@@ -6,7 +6,9 @@ mod engine;
 mod joints;
 mod sidecar;
 
-pub use contract::{resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec};
+pub use contract::{
+    resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec,
+};
 pub use engine::PoseModel;
 pub use joints::JointSet;
 pub use sidecar::{ChannelOrder, Layout, NormalizeKind, OutputKind, Sidecar};

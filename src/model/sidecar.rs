@@ -98,7 +98,10 @@ impl Sidecar {
     /// Parses sidecar text; `path` is only used to name the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let sidecar: Sidecar = toml::from_str(text).map_err(|e| {
-            Error::contract(path, format!("{}. Fix the TOML or remove the file.", e.to_string().trim()))
+            Error::contract(
+                path,
+                format!("{}. Fix the TOML or remove the file.", e.to_string().trim()),
+            )
         })?;
         sidecar.check(path)?;
         Ok(sidecar)
@@ -121,8 +124,13 @@ impl Sidecar {
         }
         let has_stats = self.input.mean.is_some() || self.input.std.is_some();
         match self.input.normalize {
-            Some(NormalizeKind::MeanStd) if self.input.mean.is_none() || self.input.std.is_none() => {
-                return bad("input.normalize", "\"mean_std\" needs both `input.mean` and `input.std`".into());
+            Some(NormalizeKind::MeanStd)
+                if self.input.mean.is_none() || self.input.std.is_none() =>
+            {
+                return bad(
+                    "input.normalize",
+                    "\"mean_std\" needs both `input.mean` and `input.std`".into(),
+                );
             }
             Some(NormalizeKind::MeanStd) => {}
             _ if has_stats => {
@@ -140,10 +148,16 @@ impl Sidecar {
         }
         if let Some(set) = &self.joints.set {
             if crate::model::JointSet::by_id(set).is_none() {
-                return bad("joints.set", format!("unknown set {set:?}; known: \"mpii16\""));
+                return bad(
+                    "joints.set",
+                    format!("unknown set {set:?}; known: \"mpii16\""),
+                );
             }
             if self.joints.names.is_some() {
-                return bad("joints.names", "give either `joints.set` or `joints.names`, not both".into());
+                return bad(
+                    "joints.names",
+                    "give either `joints.set` or `joints.names`, not both".into(),
+                );
             }
         }
         if let Some(joints) = self.joint_set() {
@@ -219,7 +233,10 @@ mod tests {
             ("[input]\nmean = [0.1, 0.1, 0.1]\n", "input.mean"),
             ("[input]\nsize = [0, 256]\n", "input.size"),
             ("[joints]\nset = \"coco99\"\n", "joints.set"),
-            ("[joints]\nnames = [\"a\", \"b\"]\nedges = [[0, 2]]\n", "joints"),
+            (
+                "[joints]\nnames = [\"a\", \"b\"]\nedges = [[0, 2]]\n",
+                "joints",
+            ),
             ("[input]\nlayout = \"HWC\"\n", "layout"),
             ("[inputs]\nsize = [1, 1]\n", "inputs"),
         ];

@@ -22,11 +22,15 @@ impl DrawTarget for ImageCanvas<'_> {
     type Color = Rgb888;
     type Error = core::convert::Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
         let (w, h) = (self.0.width() as i32, self.0.height() as i32);
         for Pixel(p, c) in pixels {
             if (0..w).contains(&p.x) && (0..h).contains(&p.y) {
-                self.0.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+                self.0
+                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
             }
         }
         Ok(())
@@ -54,12 +58,23 @@ pub fn draw_pose<D: DrawTarget<Color = Rgb888>>(
 ) -> Result<(), D::Error> {
     let size = target.bounding_box().size;
     let stroke = (size.width.max(size.height) / 200).max(2);
-    let point = |i: usize| Point::new(pose.keypoints[i].x.floor() as i32, pose.keypoints[i].y.floor() as i32);
-    let visible = |i: usize| pose.keypoints.get(i).is_some_and(|k| k.confidence >= min_confidence);
+    let point = |i: usize| {
+        Point::new(
+            pose.keypoints[i].x.floor() as i32,
+            pose.keypoints[i].y.floor() as i32,
+        )
+    };
+    let visible = |i: usize| {
+        pose.keypoints
+            .get(i)
+            .is_some_and(|k| k.confidence >= min_confidence)
+    };
     for &(a, b) in &joints.edges {
         if visible(a) && visible(b) {
             let colour = side_colour(&pose.keypoints[b].name);
-            Line::new(point(a), point(b)).into_styled(PrimitiveStyle::with_stroke(colour, stroke)).draw(target)?;
+            Line::new(point(a), point(b))
+                .into_styled(PrimitiveStyle::with_stroke(colour, stroke))
+                .draw(target)?;
         }
     }
     let diameter = stroke * 3;
@@ -87,7 +102,12 @@ mod tests {
             keypoints: points
                 .iter()
                 .zip(&joints.names)
-                .map(|(&(x, y, c), n)| Keypoint { name: n.clone(), x, y, confidence: c })
+                .map(|(&(x, y, c), n)| Keypoint {
+                    name: n.clone(),
+                    x,
+                    y,
+                    confidence: c,
+                })
                 .collect(),
         }
     }
@@ -96,7 +116,10 @@ mod tests {
     fn draws_bones_between_confident_joints_only() {
         let mut joints = JointSet::unnamed(3);
         joints.edges = vec![(0, 1), (1, 2)];
-        let p = pose(&[(10.5, 10.5, 0.9), (90.5, 10.5, 0.9), (90.5, 90.5, 0.1)], &joints);
+        let p = pose(
+            &[(10.5, 10.5, 0.9), (90.5, 10.5, 0.9), (90.5, 90.5, 0.1)],
+            &joints,
+        );
         let mut img = RgbImage::new(100, 100);
         draw_pose(&mut ImageCanvas(&mut img), &p, &joints, 0.5).unwrap();
         // midpoint of the confident bone is painted, midpoint of the weak one is not

@@ -38,9 +38,16 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
 }
 
 /// Loads `model` (timing the cold start) and runs `frame` `warmup + runs` times.
-pub fn run(model: &Path, frame: &RgbImage, options: EstimatorOptions, warmup: usize, runs: usize) -> Result<BenchReport> {
+pub fn run(
+    model: &Path,
+    sidecar: Option<&Path>,
+    frame: &RgbImage,
+    options: EstimatorOptions,
+    warmup: usize,
+    runs: usize,
+) -> Result<BenchReport> {
     let t = Instant::now();
-    let mut estimator = Estimator::load(model, None, options)?;
+    let mut estimator = Estimator::load(model, sidecar, options)?;
     let cold_start_ms = t.elapsed().as_secs_f64() * 1e3;
     for _ in 0..warmup {
         estimator.estimate(frame, None)?;

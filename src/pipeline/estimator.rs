@@ -4,7 +4,7 @@ use image::RgbImage;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Contract, PoseModel};
 use crate::outputs::TimingMs;
 use crate::pose::{decode_peaks, Heatmaps, Pose};
@@ -18,9 +18,25 @@ pub struct EstimatorOptions {
     pub margin: f32,
 }
 
+impl EstimatorOptions {
+    /// Rejects settings that would make every frame fail, before any frame is read.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=10.0).contains(&self.margin) {
+            return Err(Error::InvalidArgument(format!(
+                "crop margin {} must be between 0 and 10",
+                self.margin
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for EstimatorOptions {
     fn default() -> Self {
-        EstimatorOptions { flip_test: false, margin: 0.25 }
+        EstimatorOptions {
+            flip_test: false,
+            margin: 0.25,
+        }
     }
 }
 
@@ -46,16 +62,24 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 impl Estimator {
-    pub fn new(model: PoseModel, options: EstimatorOptions) -> Self {
+    pub fn new(model: PoseModel, options: EstimatorOptions) -> Result<Self> {
+        options.validate()?;
         let c = model.contract();
         let preprocessor = Preprocessor::new(&c.input);
         let heatmaps = Heatmaps::zeros(c.output.joints, c.output.height, c.output.width);
-        Estimator { mirrored: heatmaps.clone(), heatmaps, model, preprocessor, options }
+        Ok(Estimator {
+            mirrored: heatmaps.clone(),
+            heatmaps,
+            model,
+            preprocessor,
+            options,
+        })
     }
 
     /// Loads the model at `path` (sidecar beside it, or `sidecar`).
     pub fn load(path: &Path, sidecar: Option<&Path>, options: EstimatorOptions) -> Result<Self> {
-        Ok(Self::new(PoseModel::load(path, sidecar)?, options))
+        options.validate()?;
+        Self::new(PoseModel::load(path, sidecar)?, options)
     }
 
     pub fn contract(&self) -> &Contract {
@@ -77,7 +101,9 @@ impl Estimator {
         let input = &self.model.contract().input;
         match person {
             Some(r) => CropTransform::around(r, self.options.margin, input.width, input.height),
-            None => CropTransform::whole_frame(frame.width(), frame.height(), input.width, input.height),
+            None => {
+                CropTransform::whole_frame(frame.width(), frame.height(), input.width, input.height)
+            }
         }
     }
 
@@ -88,7 +114,8 @@ impl Estimator {
         let start = Instant::now();
 
         let t = Instant::now();
-        self.preprocessor.fill(frame, &crop, false, self.model.input_mut())?;
+        self.preprocessor
+            .fill(frame, &crop, false, self.model.input_mut())?;
         timing.preprocess = ms_since(t);
         let t = Instant::now();
         self.model.run(&mut self.heatmaps)?;
@@ -96,19 +123,26 @@ impl Estimator {
 
         if self.options.flip_test {
             let t = Instant::now();
-            self.preprocessor.fill(frame, &crop, true, self.model.input_mut())?;
+            self.preprocessor
+                .fill(frame, &crop, true, self.model.input_mut())?;
             timing.preprocess += ms_since(t);
             let t = Instant::now();
             self.model.run(&mut self.mirrored)?;
             timing.inference += ms_since(t);
             let permutation = self.model.contract().joints.flip_permutation();
-            self.heatmaps.average_with_mirrored(&self.mirrored, &permutation);
+            self.heatmaps
+                .average_with_mirrored(&self.mirrored, &permutation);
         }
 
         let t = Instant::now();
         let contract = self.model.contract();
         let peaks = decode_peaks(&self.heatmaps);
-        let pose = Pose::from_peaks(&peaks, &contract.joints, contract.output.stride(&contract.input), &crop);
+        let pose = Pose::from_peaks(
+            &peaks,
+            &contract.joints,
+            contract.output.stride(&contract.input),
+            &crop,
+        );
         timing.decode = ms_since(t);
         timing.total = ms_since(start);
         Ok(Estimate { pose, crop, timing })

@@ -14,7 +14,9 @@ pub struct Peak {
 /// One peak per joint: argmax, then a quarter pixel toward the higher neighbour on each axis
 /// (no shift at a border or when both neighbours are equal). NaNs never win the argmax.
 pub fn decode_peaks(heatmaps: &Heatmaps) -> Vec<Peak> {
-    (0..heatmaps.joints).map(|j| decode_channel(heatmaps.channel(j), heatmaps.width, heatmaps.height)).collect()
+    (0..heatmaps.joints)
+        .map(|j| decode_channel(heatmaps.channel(j), heatmaps.width, heatmaps.height))
+        .collect()
 }
 
 fn decode_channel(map: &[f32], w: usize, h: usize) -> Peak {
@@ -27,7 +29,11 @@ fn decode_channel(map: &[f32], w: usize, h: usize) -> Peak {
         }
     }
     if !best_value.is_finite() {
-        return Peak { x: w as f32 / 2.0, y: h as f32 / 2.0, confidence: 0.0 };
+        return Peak {
+            x: w as f32 / 2.0,
+            y: h as f32 / 2.0,
+            confidence: 0.0,
+        };
     }
     let (px, py) = (best % w, best / w);
     let at = |x: usize, y: usize| map[y * w + x];
@@ -36,9 +42,19 @@ fn decode_channel(map: &[f32], w: usize, h: usize) -> Peak {
         (Some(l), Some(r)) if l > r => -0.25,
         _ => 0.0,
     };
-    let dx = shift(px.checked_sub(1).map(|x| at(x, py)), (px + 1 < w).then(|| at(px + 1, py)));
-    let dy = shift(py.checked_sub(1).map(|y| at(px, y)), (py + 1 < h).then(|| at(px, py + 1)));
-    Peak { x: px as f32 + 0.5 + dx, y: py as f32 + 0.5 + dy, confidence: best_value }
+    let dx = shift(
+        px.checked_sub(1).map(|x| at(x, py)),
+        (px + 1 < w).then(|| at(px + 1, py)),
+    );
+    let dy = shift(
+        py.checked_sub(1).map(|y| at(px, y)),
+        (py + 1 < h).then(|| at(px, py + 1)),
+    );
+    Peak {
+        x: px as f32 + 0.5 + dx,
+        y: py as f32 + 0.5 + dy,
+        confidence: best_value,
+    }
 }
 
 #[cfg(test)]
@@ -69,7 +85,13 @@ mod tests {
             hm.data = gaussian(64, 64, cx, cy, 1.0);
             let p = decode_peaks(&hm)[0];
             worst = worst.max((p.x - cx).abs()).max((p.y - cy).abs());
-            let idx = hm.data.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            let idx = hm
+                .data
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
             let (ax, ay) = ((idx % 64) as f32 + 0.5, (idx / 64) as f32 + 0.5);
             plain_argmax_worst = plain_argmax_worst.max((ax - cx).abs()).max((ay - cy).abs());
             assert!(p.confidence > 0.7 && p.confidence <= 1.0);

@@ -11,7 +11,12 @@ pub struct Heatmaps {
 
 impl Heatmaps {
     pub fn zeros(joints: usize, height: usize, width: usize) -> Self {
-        Heatmaps { joints, height, width, data: vec![0.0; joints * height * width] }
+        Heatmaps {
+            joints,
+            height,
+            width,
+            data: vec![0.0; joints * height * width],
+        }
     }
 
     pub fn channel(&self, joint: usize) -> &[f32] {
@@ -28,10 +33,13 @@ impl Heatmaps {
     /// left-right and moved to its joint's channel (`permutation[j]` is the joint that `j` becomes
     /// under the mirror), as the flip test prescribes.
     pub fn average_with_mirrored(&mut self, mirrored: &Heatmaps, permutation: &[usize]) {
-        assert_eq!((self.joints, self.height, self.width), (mirrored.joints, mirrored.height, mirrored.width));
+        assert_eq!(
+            (self.joints, self.height, self.width),
+            (mirrored.joints, mirrored.height, mirrored.width)
+        );
         let (h, w) = (self.height, self.width);
-        for j in 0..self.joints {
-            let src = mirrored.channel(permutation[j]);
+        for (j, &source) in permutation.iter().enumerate().take(self.joints) {
+            let src = mirrored.channel(source);
             let dst = self.channel_mut(j);
             for y in 0..h {
                 for x in 0..w {

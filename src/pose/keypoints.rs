@@ -22,13 +22,23 @@ pub struct Pose {
 
 impl Pose {
     /// Maps heatmap peaks to the frame: heatmap -> input by the stride, input -> frame by the crop.
-    pub fn from_peaks(peaks: &[Peak], joints: &JointSet, stride: f32, crop: &CropTransform) -> Self {
+    pub fn from_peaks(
+        peaks: &[Peak],
+        joints: &JointSet,
+        stride: f32,
+        crop: &CropTransform,
+    ) -> Self {
         let keypoints = peaks
             .iter()
             .zip(&joints.names)
             .map(|(p, name)| {
                 let (x, y) = crop.input_to_frame(p.x * stride, p.y * stride);
-                Keypoint { name: name.clone(), x, y, confidence: p.confidence }
+                Keypoint {
+                    name: name.clone(),
+                    x,
+                    y,
+                    confidence: p.confidence,
+                }
             })
             .collect();
         Pose { keypoints }

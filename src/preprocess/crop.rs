@@ -33,10 +33,16 @@ impl Rect {
             .split(',')
             .map(|p| p.trim().parse::<f32>())
             .collect::<Result<_, _>>()
-            .map_err(|_| Error::InvalidArgument(format!("box {text:?} is not x,y,w,h in pixels")))?;
+            .map_err(|_| {
+                Error::InvalidArgument(format!("box {text:?} is not x,y,w,h in pixels"))
+            })?;
         match parts.as_slice() {
-            [x, y, w, h] if *w > 0.0 && *h > 0.0 && parts.iter().all(|v| v.is_finite()) => Ok(Rect::new(*x, *y, *w, *h)),
-            _ => Err(Error::InvalidArgument(format!("box {text:?} must be x,y,w,h with a positive width and height"))),
+            [x, y, w, h] if *w > 0.0 && *h > 0.0 && parts.iter().all(|v| v.is_finite()) => {
+                Ok(Rect::new(*x, *y, *w, *h))
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "box {text:?} must be x,y,w,h with a positive width and height"
+            ))),
         }
     }
 }
@@ -57,14 +63,21 @@ impl CropTransform {
     /// The crop that shows `region` whole, centred, with `margin` (a fraction of its size) added on
     /// every side, at the input's aspect ratio (the short side gets more context, never distortion).
     pub fn around(region: Rect, margin: f32, input_w: usize, input_h: usize) -> Result<Self> {
-        if !(region.w > 0.0 && region.h > 0.0) || !region.w.is_finite() || !region.h.is_finite() {
-            return Err(Error::InvalidArgument(format!("crop region {region:?} is empty")));
+        if !(region.w > 0.0 && region.h > 0.0 && region.w.is_finite() && region.h.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "crop region {region:?} is empty"
+            )));
         }
         if !(0.0..=10.0).contains(&margin) {
-            return Err(Error::InvalidArgument(format!("crop margin {margin} must be between 0 and 10")));
+            return Err(Error::InvalidArgument(format!(
+                "crop margin {margin} must be between 0 and 10"
+            )));
         }
         let (cx, cy) = region.center();
-        let (w, h) = (region.w * (1.0 + 2.0 * margin), region.h * (1.0 + 2.0 * margin));
+        let (w, h) = (
+            region.w * (1.0 + 2.0 * margin),
+            region.h * (1.0 + 2.0 * margin),
+        );
         let scale = (input_w as f32 / w).min(input_h as f32 / h);
         Ok(CropTransform {
             origin_x: cx - input_w as f32 / (2.0 * scale),
@@ -77,20 +90,36 @@ impl CropTransform {
 
     /// The default crop: the whole frame, centred, padded to the input's aspect ratio.
     pub fn whole_frame(frame_w: u32, frame_h: u32, input_w: usize, input_h: usize) -> Result<Self> {
-        Self::around(Rect::new(0.0, 0.0, frame_w as f32, frame_h as f32), 0.0, input_w, input_h)
+        Self::around(
+            Rect::new(0.0, 0.0, frame_w as f32, frame_h as f32),
+            0.0,
+            input_w,
+            input_h,
+        )
     }
 
     pub fn frame_to_input(&self, x: f32, y: f32) -> (f32, f32) {
-        ((x - self.origin_x) * self.scale, (y - self.origin_y) * self.scale)
+        (
+            (x - self.origin_x) * self.scale,
+            (y - self.origin_y) * self.scale,
+        )
     }
 
     pub fn input_to_frame(&self, u: f32, v: f32) -> (f32, f32) {
-        (u / self.scale + self.origin_x, v / self.scale + self.origin_y)
+        (
+            u / self.scale + self.origin_x,
+            v / self.scale + self.origin_y,
+        )
     }
 
     /// The crop's extent in the frame (may reach outside it; that part is padded).
     pub fn frame_rect(&self) -> Rect {
-        Rect::new(self.origin_x, self.origin_y, self.input_w as f32 / self.scale, self.input_h as f32 / self.scale)
+        Rect::new(
+            self.origin_x,
+            self.origin_y,
+            self.input_w as f32 / self.scale,
+            self.input_h as f32 / self.scale,
+        )
     }
 }
 
@@ -121,7 +150,10 @@ mod tests {
         // the person box, margin included, fits in the input
         let (u0, v0) = t.frame_to_input(100.0 - 20.0, 50.0 - 50.0);
         let (u1, v1) = t.frame_to_input(180.0 + 20.0, 250.0 + 50.0);
-        assert!(u0 >= -1e-3 && v0 >= -1e-3 && u1 <= 256.001 && v1 <= 192.001, "{u0} {v0} {u1} {v1}");
+        assert!(
+            u0 >= -1e-3 && v0 >= -1e-3 && u1 <= 256.001 && v1 <= 192.001,
+            "{u0} {v0} {u1} {v1}"
+        );
     }
 
     #[test]
@@ -129,7 +161,10 @@ mod tests {
         assert!(Rect::parse("1,2,3").is_err());
         assert!(Rect::parse("1,2,0,4").is_err());
         assert!(Rect::parse("a,b,c,d").is_err());
-        assert_eq!(Rect::parse(" 1, 2,3 ,4").unwrap(), Rect::new(1.0, 2.0, 3.0, 4.0));
+        assert_eq!(
+            Rect::parse(" 1, 2,3 ,4").unwrap(),
+            Rect::new(1.0, 2.0, 3.0, 4.0)
+        );
         assert!(CropTransform::around(Rect::new(0.0, 0.0, 0.0, 10.0), 0.1, 256, 256).is_err());
         assert!(CropTransform::around(Rect::new(0.0, 0.0, 10.0, 10.0), -1.0, 256, 256).is_err());
     }

@@ -33,13 +33,26 @@ impl Preprocessor {
 
     /// Fills `out` (the input tensor's values, `height * width * 3` of them) from `frame` seen
     /// through `crop`. With `mirror` the crop is flipped left-right (for the flip test).
-    pub fn fill(&mut self, frame: &RgbImage, crop: &CropTransform, mirror: bool, out: &mut [f32]) -> Result<()> {
+    pub fn fill(
+        &mut self,
+        frame: &RgbImage,
+        crop: &CropTransform,
+        mirror: bool,
+        out: &mut [f32],
+    ) -> Result<()> {
         let (w, h) = (self.spec.width, self.spec.height);
         if out.len() != w * h * 3 {
-            return Err(Error::InvalidArgument(format!("input buffer holds {} values, the model takes {}", out.len(), w * h * 3)));
+            return Err(Error::InvalidArgument(format!(
+                "input buffer holds {} values, the model takes {}",
+                out.len(),
+                w * h * 3
+            )));
         }
         if crop.input_w != w || crop.input_h != h {
-            return Err(Error::InvalidArgument(format!("crop is for a {}x{} input, the model takes {w}x{h}", crop.input_w, crop.input_h)));
+            return Err(Error::InvalidArgument(format!(
+                "crop is for a {}x{} input, the model takes {w}x{h}",
+                crop.input_w, crop.input_h
+            )));
         }
         self.resize_crop(frame, crop)?;
         self.write_tensor(mirror, out);
@@ -111,7 +124,14 @@ mod tests {
     use crate::model::Normalization;
 
     fn spec(layout: Layout, channels: ChannelOrder, normalization: Normalization) -> InputSpec {
-        InputSpec { name: "input".into(), height: 64, width: 64, layout, channels, normalization }
+        InputSpec {
+            name: "input".into(),
+            height: 64,
+            width: 64,
+            layout,
+            channels,
+            normalization,
+        }
     }
 
     fn solid(w: u32, h: u32, rgb: [u8; 3]) -> RgbImage {
@@ -138,7 +158,10 @@ mod tests {
 
     #[test]
     fn nhwc_bgr_mean_std_layout() {
-        let n = Normalization::MeanStd { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+        let n = Normalization::MeanStd {
+            mean: [0.5, 0.5, 0.5],
+            std: [0.5, 0.5, 0.5],
+        };
         let s = spec(Layout::NHWC, ChannelOrder::BGR, n);
         let mut pre = Preprocessor::new(&s);
         let frame = solid(64, 64, [255, 0, 51]);
@@ -179,10 +202,16 @@ mod tests {
         let s = spec(Layout::NCHW, ChannelOrder::RGB, Normalization::Unit);
         let mut pre = Preprocessor::new(&s);
         let frame = solid(32, 32, [255, 255, 255]);
-        let crop = CropTransform::around(crate::preprocess::Rect::new(500.0, 500.0, 10.0, 10.0), 0.0, 64, 64).unwrap();
+        let crop = CropTransform::around(
+            crate::preprocess::Rect::new(500.0, 500.0, 10.0, 10.0),
+            0.0,
+            64,
+            64,
+        )
+        .unwrap();
         let mut out = vec![1.0; 64 * 64 * 3];
         pre.fill(&frame, &crop, false, &mut out).unwrap();
         assert!(out.iter().all(|v| *v == 0.0));
-        assert!(pre.fill(&frame, &crop, false, &mut vec![0.0; 5]).is_err());
+        assert!(pre.fill(&frame, &crop, false, &mut [0.0; 5]).is_err());
     }
 }

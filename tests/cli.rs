@@ -1,0 +1,232 @@
+//! The `hgpose` binary end to end: JSON and drawings on a real photo, `info`, `bench`, and clear
+//! errors with a non-zero exit (never a panic) for every kind of bad input.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn hgpose(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hgpose"))
+        .args(args)
+        .env("HGPOSE_LOG", "warn")
+        .output()
+        .expect("run hgpose")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, and an error that mentions every `needle`.
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn infer_prints_json_and_draws_the_skeleton() {
+    let dir = scratch("cli-infer");
+    let drawn = dir.join("drawn.png");
+    let model = fixture("hg_s2_f32_per_stack.onnx");
+    let photo = sample("astronaut.jpg");
+    let out = hgpose(&[
+        "infer",
+        "--model",
+        path(&model),
+        "--draw",
+        path(&drawn),
+        "--min-confidence",
+        "-1e9",
+        path(&photo),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let record: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(record["width"], 512);
+    let keypoints = record["keypoints"].as_array().unwrap();
+    assert_eq!(keypoints.len(), 16);
+    assert_eq!(keypoints[9]["name"], "head_top");
+    for k in keypoints {
+        let (x, y) = (k["x"].as_f64().unwrap(), k["y"].as_f64().unwrap());
+        assert!(
+            (0.0..=512.0).contains(&x) && (0.0..=512.0).contains(&y),
+            "{k}"
+        );
+        assert!(k["confidence"].as_f64().unwrap().is_finite());
+    }
+    assert!(record["timing_ms"]["inference"].as_f64().unwrap() > 0.0);
+
+    let original = image::open(&photo).unwrap().to_rgb8();
+    let drawing = image::open(&drawn).unwrap().to_rgb8();
+    assert_eq!(drawing.dimensions(), original.dimensions());
+    let changed = original
+        .pixels()
+        .zip(drawing.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(changed > 200, "only {changed} pixels drawn");
+}
+
+#[test]
+fn several_images_draw_into_a_folder_and_a_bad_one_does_not_stop_the_rest() {
+    let dir = scratch("cli-many");
+    let bad = dir.join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let photo = sample("astronaut.jpg");
+    let drawn = dir.join("drawn");
+    let model = fixture("hg_s1_f16_in128.onnx");
+    let out = hgpose(&[
+        "infer",
+        "-m",
+        path(&model),
+        "--draw",
+        path(&drawn),
+        path(&bad),
+        path(&photo),
+    ]);
+    assert_fails_with(&out, &["broken.jpg", "1 of 2 image(s) failed"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "the good image still gives its record"
+    );
+    assert!(drawn.join("astronaut.pose.png").is_file());
+}
+
+#[test]
+fn info_reports_the_contract_and_the_assumptions() {
+    let out = hgpose(&["info", "--model", path(&fixture("hg_s2_f32_stacked.onnx"))]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("Stacked, 2 stack(s), reading stack 1"), "{s}");
+    assert!(s.contains("normalization assumed"), "{s}");
+    assert!(s.contains("MPII-16"), "{s}");
+
+    let out = hgpose(&[
+        "info",
+        "--json",
+        "--model",
+        path(&fixture("hg_s2_f32_nhwc.onnx")),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["input"]["layout"], "NHWC");
+    assert_eq!(v["input"]["normalization"]["kind"], "mean_std");
+    assert_eq!(v["assumptions"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bench_reports_a_median() {
+    let out = hgpose(&[
+        "bench",
+        "--json",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--model",
+        path(&fixture("hg_s1_f16_in128.onnx")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let median = v["median_ms"].as_f64().unwrap();
+    assert!(
+        median > 0.0
+            && median >= v["min_ms"].as_f64().unwrap()
+            && median <= v["max_ms"].as_f64().unwrap()
+    );
+    assert_eq!(v["runs"], 3);
+}
+
+#[test]
+fn missing_and_corrupt_images_are_clear_errors() {
+    let dir = scratch("cli-images");
+    let model = fixture("hg_s1_f16_in128.onnx");
+    let missing = dir.join("nowhere.png");
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&model), path(&missing)]),
+        &["nowhere.png"],
+    );
+    let corrupt = dir.join("half.png");
+    let mut bytes = Vec::new();
+    image::open(sample("astronaut.jpg"))
+        .unwrap()
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 3]).unwrap();
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&model), path(&corrupt)]),
+        &["half.png", "corrupt"],
+    );
+}
+
+#[test]
+fn wrong_models_are_clear_errors() {
+    let dir = scratch("cli-models");
+    let photo = sample("astronaut.jpg");
+
+    let missing = dir.join("absent.onnx");
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&missing), path(&photo)]),
+        &["absent.onnx", "no such file"],
+    );
+
+    let not_onnx = dir.join("weights.onnx");
+    std::fs::write(&not_onnx, "this is a text file, not a protobuf").unwrap();
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&not_onnx), path(&photo)]),
+        &["weights.onnx", "not a readable ONNX model"],
+    );
+
+    let classifier = fixture("classifier.onnx");
+    assert_fails_with(
+        &hgpose(&["info", "-m", path(&classifier)]),
+        &["classifier.onnx", "heatmap-shaped", "logits"],
+    );
+
+    let model = copy_model("hg_s2_f32_per_stack.onnx", &dir);
+    std::fs::write(model.with_extension("toml"), "[input]\nlayout = \"NHWC\"\n").unwrap();
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&model), path(&photo)]),
+        &["input.layout", "contradicts the graph"],
+    );
+
+    std::fs::write(
+        model.with_extension("toml"),
+        "[output]\nkind = \"stacked\"\n",
+    )
+    .unwrap();
+    assert_fails_with(&hgpose(&["info", "-m", path(&model)]), &["output.kind"]);
+
+    std::fs::write(model.with_extension("toml"), "[input\nsize = 3").unwrap();
+    assert_fails_with(&hgpose(&["info", "-m", path(&model)]), &[".toml"]);
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let model = fixture("hg_s1_f16_in128.onnx");
+    let photo = sample("astronaut.jpg");
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&model), "--box", "1,2,3", path(&photo)]),
+        &["x,y,w,h"],
+    );
+    assert_fails_with(
+        &hgpose(&["infer", "-m", path(&model), "--margin", "-2", path(&photo)]),
+        &["margin"],
+    );
+}

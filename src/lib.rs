@@ -3,13 +3,15 @@
 //! The crate follows the data's way through the system, one module per stage:
 //! [`capture`] (where frames come from) -> [`preprocess`] (crop, resize, normalize into the input
 //! tensor) -> [`model`] (the model contract and tract inference) -> [`pose`] (heatmaps to
-//! keypoints) -> [`outputs`] (JSON, drawings). [`pipeline`] joins the stages.
+//! keypoints) -> [`outputs`] (JSON, drawings). [`pipeline`] joins the stages; [`platform`] says
+//! what the board offers.
 
 pub mod capture;
 pub mod error;
 pub mod model;
 pub mod outputs;
 pub mod pipeline;
+pub mod platform;
 pub mod pose;
 pub mod preprocess;
 

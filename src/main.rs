@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hgpose::capture::load_image;
-use hgpose::model::PoseModel;
+use hgpose::model::{PoseModel, Precision};
 use hgpose::outputs::{draw_pose, FrameRecord, ImageCanvas};
 use hgpose::pipeline::{bench, Estimator, EstimatorOptions};
 use hgpose::preprocess::Rect;
@@ -74,6 +74,9 @@ enum Command {
         /// Flip test: also run the mirrored crop and average (twice the time).
         #[arg(long)]
         flip: bool,
+        /// Arithmetic precision; `auto` picks f16 on CPUs with native fp16 (Pi 5, Orin), else f32.
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: Precision,
         /// Write the image with the skeleton drawn: a PNG file for one image, a folder for several.
         #[arg(long, value_name = "OUT")]
         draw: Option<PathBuf>,
@@ -106,10 +109,27 @@ enum Command {
         warmup: usize,
         #[arg(long)]
         flip: bool,
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: Precision,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Report what this board offers (CPU features, cores, cameras, framebuffers, GPIO chips) and
+    /// which precision `auto` picks here, and why.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `println!` that returns an error instead of panicking when stdout is closed (`hgpose ... | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
 }
 
 fn main() -> ExitCode {
@@ -119,6 +139,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -127,6 +148,7 @@ fn main() -> ExitCode {
             person,
             margin,
             flip,
+            precision,
             draw,
             min_confidence,
             pretty,
@@ -137,6 +159,7 @@ fn main() -> ExitCode {
             EstimatorOptions {
                 flip_test: flip,
                 margin,
+                precision,
             },
             draw.as_deref(),
             min_confidence,
@@ -150,26 +173,37 @@ fn main() -> ExitCode {
             runs,
             warmup,
             flip,
+            precision,
             json,
         } => run_bench(
             &model,
             image.as_deref(),
             EstimatorOptions {
                 flip_test: flip,
+                precision,
                 ..Default::default()
             },
             warmup,
             runs,
             json,
         ),
+        Command::Doctor { json } => doctor(json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hgpose: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// True when the reader of our stdout went away: not an error worth reporting.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn load_estimator(args: &ModelArgs, options: EstimatorOptions) -> Result<Estimator> {
@@ -213,7 +247,7 @@ fn infer(
                 } else {
                     serde_json::to_string(&record)?
                 };
-                println!("{text}");
+                out!("{text}");
             }
             Err(e) => {
                 failures += 1;
@@ -280,16 +314,16 @@ fn info(args: &ModelArgs, json: bool) -> Result<()> {
     let path = args.model_path()?;
     let (contract, _) = PoseModel::resolve(&path, args.sidecar.as_deref())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&contract)?);
+        out!("{}", serde_json::to_string_pretty(&contract)?);
         return Ok(());
     }
     let (i, o) = (&contract.input, &contract.output);
-    println!("model:    {}", path.display());
+    out!("model:    {}", path.display());
     match &contract.sidecar {
-        Some(s) => println!("sidecar:  {}", s.display()),
-        None => println!("sidecar:  none"),
+        Some(s) => out!("sidecar:  {}", s.display()),
+        None => out!("sidecar:  none"),
     }
-    println!(
+    out!(
         "input:    {:?} {:?} ({}x{}), {:?}, normalization {:?}",
         i.name,
         i.shape(),
@@ -298,11 +332,14 @@ fn info(args: &ModelArgs, json: bool) -> Result<()> {
         i.channels,
         i.normalization
     );
-    println!(
+    out!(
         "output:   {:?}, {} stack(s), reading stack {} from {:?}",
-        o.kind, o.stacks, o.stack, o.heatmap_outputs
+        o.kind,
+        o.stacks,
+        o.stack,
+        o.heatmap_outputs
     );
-    println!(
+    out!(
         "heatmaps: {} joints x {}x{} ({:?}), stride {}",
         o.joints,
         o.height,
@@ -310,17 +347,17 @@ fn info(args: &ModelArgs, json: bool) -> Result<()> {
         o.layout,
         o.stride(i)
     );
-    println!(
+    out!(
         "joints:   {} [{}]",
         contract.joints.id,
         contract.joints.names.join(", ")
     );
     if contract.assumptions.is_empty() {
-        println!("assumed:  nothing");
+        out!("assumed:  nothing");
     } else {
-        println!("assumed:");
+        out!("assumed:");
         for a in &contract.assumptions {
-            println!("  - {a}");
+            out!("  - {a}");
         }
     }
     Ok(())
@@ -355,15 +392,64 @@ fn run_bench(
         runs,
     )?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("model        {}", report.model);
-        println!("cold start   {:.1} ms", report.cold_start_ms);
-        println!("per frame    median {:.2} ms  (min {:.2}, p90 {:.2}, max {:.2}) over {} runs after {} warm-up", report.median_ms, report.min_ms, report.p90_ms, report.max_ms, report.runs, report.warmup);
-        println!(
+        out!("model        {}", report.model);
+        out!("cold start   {:.1} ms", report.cold_start_ms);
+        out!("per frame    median {:.2} ms  (min {:.2}, p90 {:.2}, max {:.2}) over {} runs after {} warm-up", report.median_ms, report.min_ms, report.p90_ms, report.max_ms, report.runs, report.warmup);
+        out!(
             "  stages     preprocess {:.2} ms, inference {:.2} ms, decode {:.3} ms (medians)",
-            report.median_preprocess_ms, report.median_inference_ms, report.median_decode_ms
+            report.median_preprocess_ms,
+            report.median_inference_ms,
+            report.median_decode_ms
         );
+    }
+    Ok(())
+}
+
+fn doctor(json: bool) -> Result<()> {
+    let report = hgpose::platform::doctor_report();
+    if json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let cpu = &report.cpu;
+    out!(
+        "cpu        {} ({}), {} core(s)",
+        cpu.model,
+        cpu.arch,
+        cpu.cores
+    );
+    out!(
+        "features   {}",
+        if cpu.features.is_empty() {
+            "none detected".to_string()
+        } else {
+            cpu.features.join(" ")
+        }
+    );
+    out!(
+        "fp16       {}",
+        if cpu.fp16_arithmetic {
+            "native arithmetic"
+        } else {
+            "no native arithmetic"
+        }
+    );
+    out!(
+        "int8 dot   {}",
+        if cpu.int8_dot_product { "yes" } else { "no" }
+    );
+    out!(
+        "auto       {:?}: {}",
+        report.auto_precision,
+        report.auto_reason
+    );
+    if report.devices.is_empty() {
+        out!("devices    no cameras, framebuffers or GPIO chips found under /dev");
+    }
+    for d in &report.devices {
+        out!("{:<10} {} ({})", d.kind, d.path, d.detail);
     }
     Ok(())
 }

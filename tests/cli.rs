@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn hgpose(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hgpose"))
+    hgpose_command()
         .args(args)
         .env("HGPOSE_LOG", "warn")
         .output()
@@ -229,4 +229,36 @@ fn bad_arguments_are_clear_errors() {
         &hgpose(&["infer", "-m", path(&model), "--margin", "-2", path(&photo)]),
         &["margin"],
     );
+}
+
+#[test]
+fn doctor_reports_this_machine() {
+    let out = hgpose(&["doctor", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cpu"]["arch"], std::env::consts::ARCH);
+    assert!(v["cpu"]["cores"].as_u64().unwrap() >= 1);
+    assert!(["f32", "f16"].contains(&v["auto_precision"].as_str().unwrap()));
+    assert!(!v["auto_reason"].as_str().unwrap().is_empty());
+    let out = hgpose(&["doctor"]);
+    assert!(text(&out.stdout).contains("auto"));
+}
+
+#[test]
+fn closed_stdout_is_not_a_crash() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = hgpose_command()
+        .args(["infer", "-m", path(&fixture("hg_s1_f16_in128.onnx"))])
+        .args([path(&sample("astronaut.jpg")); 3])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, like `| head -0`
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{stderr}");
 }

@@ -7,27 +7,58 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 use tract_onnx::tract_core::plan::SimpleState;
+use tract_onnx::tract_core::transform::get_transform;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::contract::{resolve_input, resolve_output, Contract, GraphOutput};
 use super::sidecar::{Layout, OutputKind, Sidecar};
+use super::Precision;
 use crate::error::{Error, Result};
+use crate::platform::CpuInfo;
 use crate::pose::Heatmaps;
 
 /// A loaded, optimized pose network and its resolved contract.
 pub struct PoseModel {
     path: PathBuf,
     contract: Contract,
+    precision: Precision,
     state: TypedSimpleState,
-    /// The input tensor, reused across frames; tract gets a shared handle to it for each run.
+    /// What the preprocessor writes: f32 input values, kept across frames.
+    staging: Vec<f32>,
+    /// The input tensor in the model's own float type, reused across frames; tract gets a shared
+    /// handle to it for each run.
     input: Arc<Tensor>,
+    /// How often tract still held the input when the next frame came (then a new tensor is made).
+    input_reallocations: usize,
 }
 
 impl PoseModel {
     /// Loads `path`, reading the sidecar at `sidecar` or, if `None`, `path` with a `.toml` extension
     /// when that file exists.
     pub fn load(path: &Path, sidecar: Option<&Path>) -> Result<Self> {
-        let (contract, model) = Self::resolve(path, sidecar)?;
+        Self::load_with_precision(path, sidecar, Precision::F32)
+    }
+
+    /// Like [`PoseModel::load`], computing in `precision` (`auto` is resolved for this CPU).
+    pub fn load_with_precision(
+        path: &Path,
+        sidecar: Option<&Path>,
+        precision: Precision,
+    ) -> Result<Self> {
+        let (contract, mut model) = Self::resolve(path, sidecar)?;
+        let (precision, why) = precision.resolve(&CpuInfo::detect());
+        tracing::debug!("{}: precision {precision:?}: {why}", path.display());
+        if precision == Precision::F16 {
+            model = model
+                .into_decluttered()
+                .and_then(|mut m| {
+                    let f16 = get_transform("f32_to_f16")?
+                        .ok_or_else(|| anyhow::anyhow!("tract has no f32_to_f16 transform"))?;
+                    m.transform(&*f16)?;
+                    Ok(m)
+                })
+                .map_err(|e| Error::model(path, format!("cannot convert it to f16: {e:#}")))?;
+        }
         let optimized = model
             .into_optimized()
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
@@ -35,14 +66,22 @@ impl PoseModel {
             .into_runnable()
             .map_err(|e| Error::model(path, format!("tract cannot plan it: {e:#}")))?;
         let state = SimpleState::new(&plan).map_err(|e| Error::model(path, format!("{e:#}")))?;
-        let input = Arc::new(
-            Tensor::zero::<f32>(&contract.input.shape()).map_err(|e| Error::model(path, e))?,
-        );
+        let shape = contract.input.shape();
+        let dt = if precision == Precision::F16 {
+            DatumType::F16
+        } else {
+            DatumType::F32
+        };
+        let input = Arc::new(Tensor::zero_dt(dt, &shape).map_err(|e| Error::model(path, e))?);
+        let staging = vec![0.0; shape.iter().product()];
         Ok(PoseModel {
             path: path.to_path_buf(),
             contract,
+            precision,
             state,
+            staging,
             input,
+            input_reallocations: 0,
         })
     }
 
@@ -164,24 +203,57 @@ impl PoseModel {
         &self.path
     }
 
-    /// The input tensor's values, to be filled by the preprocessor before [`PoseModel::run`].
+    /// The precision the model computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Input tensors allocated after loading (0 when every frame reuses the first).
+    pub fn input_reallocations(&self) -> usize {
+        self.input_reallocations
+    }
+
+    /// The input values (f32, in the model's layout), to be filled before [`PoseModel::run`].
     pub fn input_mut(&mut self) -> &mut [f32] {
+        &mut self.staging
+    }
+
+    /// Copies the staged values into the input tensor, converting to its float type.
+    fn load_input(&mut self) -> Result<()> {
         if Arc::get_mut(&mut self.input).is_none() {
-            // tract still holds the previous frame's input: start a fresh buffer.
-            let shape = self.contract.input.shape();
-            self.input =
-                Arc::new(Tensor::zero::<f32>(&shape).expect("f32 tensor of a valid shape"));
+            // tract still holds the previous frame's input: start a fresh tensor.
+            let t = Tensor::zero_dt(self.input.datum_type(), self.input.shape())
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            self.input = Arc::new(t);
+            self.input_reallocations += 1;
         }
         let tensor = Arc::get_mut(&mut self.input).expect("input tensor is exclusively owned");
-        tensor
-            .to_plain_array_view_mut::<f32>()
-            .ok()
-            .and_then(|view| view.into_slice())
-            .expect("input tensor is a contiguous f32 tensor")
+        let bad = |e: String| Error::Inference(format!("input tensor: {e}"));
+        if tensor.datum_type() == DatumType::F16 {
+            let view = tensor
+                .to_plain_array_view_mut::<f16>()
+                .map_err(|e| bad(e.to_string()))?;
+            let dst = view
+                .into_slice()
+                .ok_or_else(|| bad("not contiguous".into()))?;
+            for (d, s) in dst.iter_mut().zip(&self.staging) {
+                *d = f16::from_f32(*s);
+            }
+        } else {
+            let view = tensor
+                .to_plain_array_view_mut::<f32>()
+                .map_err(|e| bad(e.to_string()))?;
+            let dst = view
+                .into_slice()
+                .ok_or_else(|| bad("not contiguous".into()))?;
+            dst.copy_from_slice(&self.staging);
+        }
+        Ok(())
     }
 
     /// Runs the network on the current input and writes the selected stack's heatmaps into `out`.
     pub fn run(&mut self, out: &mut Heatmaps) -> Result<()> {
+        self.load_input()?;
         let outputs = self
             .state
             .run(tvec!(TValue::from_const(self.input.clone())))
@@ -189,6 +261,10 @@ impl PoseModel {
         let tensor = outputs
             .first()
             .ok_or_else(|| Error::Inference("the model returned no output".into()))?;
+        // f16 models give f16 heatmaps; decoding works in f32.
+        let tensor = tensor
+            .cast_to::<f32>()
+            .map_err(|e| Error::Inference(format!("heatmaps are not float: {e}")))?;
         let view = tensor
             .to_plain_array_view::<f32>()
             .map_err(|e| Error::Inference(format!("heatmaps are not f32: {e}")))?;

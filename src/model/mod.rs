@@ -4,6 +4,7 @@
 mod contract;
 mod engine;
 mod joints;
+mod precision;
 mod sidecar;
 
 pub use contract::{
@@ -11,4 +12,5 @@ pub use contract::{
 };
 pub use engine::PoseModel;
 pub use joints::JointSet;
+pub use precision::Precision;
 pub use sidecar::{ChannelOrder, Layout, NormalizeKind, OutputKind, Sidecar};

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::model::{Contract, PoseModel};
+use crate::model::{Contract, PoseModel, Precision};
 use crate::outputs::TimingMs;
 use crate::pose::{decode_peaks, Heatmaps, Pose};
 use crate::preprocess::{CropTransform, Preprocessor, Rect};
@@ -16,6 +16,8 @@ pub struct EstimatorOptions {
     pub flip_test: bool,
     /// Context added around a person box, as a fraction of its size on each side.
     pub margin: f32,
+    /// Arithmetic precision (`auto` resolves per CPU).
+    pub precision: Precision,
 }
 
 impl EstimatorOptions {
@@ -36,6 +38,7 @@ impl Default for EstimatorOptions {
         EstimatorOptions {
             flip_test: false,
             margin: 0.25,
+            precision: Precision::F32,
         }
     }
 }
@@ -79,11 +82,18 @@ impl Estimator {
     /// Loads the model at `path` (sidecar beside it, or `sidecar`).
     pub fn load(path: &Path, sidecar: Option<&Path>, options: EstimatorOptions) -> Result<Self> {
         options.validate()?;
-        Self::new(PoseModel::load(path, sidecar)?, options)
+        Self::new(
+            PoseModel::load_with_precision(path, sidecar, options.precision)?,
+            options,
+        )
     }
 
     pub fn contract(&self) -> &Contract {
         self.model.contract()
+    }
+
+    pub fn model(&self) -> &PoseModel {
+        &self.model
     }
 
     /// The heatmaps of the last frame (flip-averaged when the flip test is on).

@@ -3,6 +3,23 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `hgpose` binary under test. Cross-built test runs (e.g. aarch64 under qemu-user without
+/// binfmt) name an emulator in `HGPOSE_TEST_RUNNER`, e.g.
+/// `qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu`, to run the binary through it.
+pub fn hgpose_command() -> Command {
+    let bin = env!("CARGO_BIN_EXE_hgpose");
+    match std::env::var("HGPOSE_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut cmd = Command::new(parts.next().unwrap());
+            cmd.args(parts).arg(bin);
+            cmd
+        }
+        _ => Command::new(bin),
+    }
+}
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

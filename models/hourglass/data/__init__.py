@@ -1,0 +1,1 @@
+"""Data sources for training: MPII annotations, real photos labelled by a teacher, synthetic figures."""

@@ -1,0 +1,10 @@
+//! Platform: facts about the board hgpose runs on (CPU features, cores, devices), read at run time
+//! so one binary can choose well on a Pi 4, a Pi 5 or a Jetson.
+
+mod cpu;
+mod devices;
+mod doctor;
+
+pub use cpu::CpuInfo;
+pub use devices::{list_devices, DeviceNode};
+pub use doctor::{doctor_report, DoctorReport};

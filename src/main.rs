@@ -403,6 +403,10 @@ fn run_bench(
             report.median_inference_ms,
             report.median_decode_ms
         );
+        out!("precision    {:?}", report.precision);
+        for (kernel, ops) in &report.kernels {
+            out!("kernel       {kernel} ({ops} op(s))");
+        }
     }
     Ok(())
 }
@@ -434,6 +438,14 @@ fn doctor(json: bool) -> Result<()> {
             "native arithmetic"
         } else {
             "no native arithmetic"
+        }
+    );
+    out!(
+        "tract f16  {}",
+        if cpu.tract_fp16_kernels {
+            "native f16 kernels"
+        } else {
+            "no native f16 kernels"
         }
     );
     out!(

@@ -148,6 +148,19 @@ fn bench_reports_a_median() {
             && median <= v["max_ms"].as_f64().unwrap()
     );
     assert_eq!(v["runs"], 3);
+    assert_eq!(v["precision"], "f32");
+    let kernels = v["kernels"].as_object().unwrap();
+    assert!(
+        kernels.keys().any(|k| k.contains("mmm_f32")),
+        "no f32 matmul kernel named: {kernels:?}"
+    );
+    if let Ok(expected) = std::env::var("HGPOSE_EXPECT_KERNEL") {
+        // CI names the kernel family the emulated CPU must get (e.g. arm64simd, not SVE)
+        assert!(
+            kernels.keys().any(|k| k.contains(&expected)),
+            "{expected} not among {kernels:?}"
+        );
+    }
 }
 
 #[test]
@@ -258,7 +271,12 @@ fn closed_stdout_is_not_a_crash() {
     drop(child.stdout.take()); // the reader goes away, like `| head -0`
     let status = child.wait().unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.success(), "{stderr}");
 }

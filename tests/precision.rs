@@ -13,9 +13,9 @@ use hgpose::platform::CpuInfo;
 #[test]
 fn f16_keypoints_and_heatmaps_agree_with_f32() {
     let cpu = CpuInfo::detect();
-    if !cpu.fp16_arithmetic {
+    if !cpu.tract_fp16_kernels {
         eprintln!(
-            "SKIPPED f16_keypoints_and_heatmaps_agree_with_f32: {} ({}) has no native fp16 arithmetic; \
+            "SKIPPED f16_keypoints_and_heatmaps_agree_with_f32: {} ({}) has no fp16 kernels in tract; \
              it runs in CI under qemu-aarch64 -cpu cortex-a76",
             cpu.model, cpu.arch
         );
@@ -24,7 +24,10 @@ fn f16_keypoints_and_heatmaps_agree_with_f32() {
     let frame = load_image(&sample("astronaut.jpg")).unwrap();
     let model = fixture("hg_s1_f16_in128.onnx");
     let run = |precision| {
-        let options = EstimatorOptions { precision, ..Default::default() };
+        let options = EstimatorOptions {
+            precision,
+            ..Default::default()
+        };
         let mut e = Estimator::load(&model, None, options).unwrap();
         assert_eq!(e.model().precision(), precision);
         let pose = e.estimate(&frame, None).unwrap().pose;
@@ -34,7 +37,10 @@ fn f16_keypoints_and_heatmaps_agree_with_f32() {
     let (p16, h16) = run(Precision::F16);
     let peak = h32.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
     let diff = max_abs_diff(&h32.data, &h16.data);
-    assert!(diff < 0.02 * peak, "f16 heatmaps differ by {diff} (peak {peak})");
+    assert!(
+        diff < 0.02 * peak,
+        "f16 heatmaps differ by {diff} (peak {peak})"
+    );
     // one heatmap pixel at stride 4 over a 512 -> 128 crop
     let pixel = 4.0 * 512.0 / 128.0;
     let close = p32
@@ -51,5 +57,5 @@ fn f16_keypoints_and_heatmaps_agree_with_f32() {
 fn auto_precision_follows_the_cpu() {
     let cpu = CpuInfo::detect();
     let (p, why) = Precision::Auto.resolve(&cpu);
-    assert_eq!(p == Precision::F16, cpu.fp16_arithmetic, "{why}");
+    assert_eq!(p == Precision::F16, cpu.tract_fp16_kernels, "{why}");
 }

@@ -208,6 +208,24 @@ impl PoseModel {
         self.precision
     }
 
+    /// The matrix-multiply kernels tract chose for this CPU, with how many operations use each
+    /// (e.g. `fma_mmm_f32_16x6`, `arm64simd_mmm_f32_8x8_gen`, `arm64fp16_mmm_f16_16x8_gen`).
+    pub fn kernels(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut kernels = std::collections::BTreeMap::new();
+        for node in self.state.plan().model().nodes() {
+            let Ok(info) = node.op().info() else { continue };
+            for line in info.iter().filter(|l| l.starts_with("Mult:")) {
+                let names = line
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.contains("mmm"));
+                for name in names.collect::<std::collections::BTreeSet<_>>() {
+                    *kernels.entry(name.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        kernels
+    }
+
     /// Input tensors allocated after loading (0 when every frame reuses the first).
     pub fn input_reallocations(&self) -> usize {
         self.input_reallocations

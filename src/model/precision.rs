@@ -21,14 +21,18 @@ impl Precision {
     pub fn resolve(self, cpu: &CpuInfo) -> (Precision, String) {
         match self {
             Precision::F32 => (Precision::F32, "asked for f32".into()),
-            Precision::F16 if !cpu.fp16_arithmetic => (
+            Precision::F16 if !cpu.tract_fp16_kernels => (
                 Precision::F16,
                 "asked for f16, but this CPU has no fp16 arithmetic: tract emulates it, expect it far slower than f32".into(),
             ),
             Precision::F16 => (Precision::F16, "asked for f16".into()),
-            Precision::Auto if cpu.fp16_arithmetic => {
+            Precision::Auto if cpu.tract_fp16_kernels => {
                 (Precision::F16, "the CPU has native fp16 arithmetic (asimdhp), which tract's f16 kernels use".into())
             }
+            Precision::Auto if cpu.fp16_arithmetic => (
+                Precision::F32,
+                "the CPU reports fp16 arithmetic but tract does not see `asimdhp` in /proc/cpuinfo (emulated CPU?), so its f16 would be emulated; set TRACT_CPU_AARCH64_KIND to force it".into(),
+            ),
             Precision::Auto => (
                 Precision::F32,
                 "no native fp16 arithmetic on this CPU (tract would emulate it); int8 is not in hgpose yet".into(),
@@ -48,6 +52,7 @@ mod tests {
             cores: 4,
             features: vec![],
             fp16_arithmetic: fp16,
+            tract_fp16_kernels: fp16,
             int8_dot_product: false,
         }
     }

@@ -24,6 +24,10 @@ pub struct BenchReport {
     pub median_preprocess_ms: f64,
     pub median_inference_ms: f64,
     pub median_decode_ms: f64,
+    /// Precision the model ran in (after resolving `auto`).
+    pub precision: crate::model::Precision,
+    /// Matrix-multiply kernels tract chose, and how many operations use each.
+    pub kernels: std::collections::BTreeMap<String, usize>,
 }
 
 /// The `q`-quantile (0..=1) of `values` by nearest rank.
@@ -73,6 +77,8 @@ pub fn run(
         median_preprocess_ms: quantile(&pre, 0.5),
         median_inference_ms: quantile(&inf, 0.5),
         median_decode_ms: quantile(&dec, 0.5),
+        precision: estimator.model().precision(),
+        kernels: estimator.model().kernels(),
     })
 }
 

@@ -14,6 +14,9 @@ pub struct CpuInfo {
     pub features: Vec<&'static str>,
     /// Native half-precision arithmetic (aarch64 `asimdhp`: Cortex-A76/A78, i.e. Pi 5 and Orin).
     pub fp16_arithmetic: bool,
+    /// Whether tract will run its native fp16 kernels here. tract reads the `Features` line of
+    /// /proc/cpuinfo, so under qemu-user (which shows the host's) it can miss what HWCAPs report.
+    pub tract_fp16_kernels: bool,
     /// 8-bit dot-product instructions (aarch64 `asimddp`, x86 AVX-512 VNNI / AVX-VNNI).
     pub int8_dot_product: bool,
 }
@@ -30,6 +33,7 @@ impl CpuInfo {
                 .map(|n| n.get())
                 .unwrap_or(1),
             fp16_arithmetic: has("asimdhp"),
+            tract_fp16_kernels: tract_linalg::has_fp16(),
             int8_dot_product: has("asimddp") || has("avx512vnni") || has("avxvnni"),
             features,
         }

@@ -2,7 +2,7 @@
 
 CLI (from models/)::
 
-    python -m hourglass.release --checkpoint runs/default/best.pt --out default
+    python -m hourglass.release --checkpoint runs/default/last.pt --out default
 
 Writes ``<out>/hourglass.onnx`` (opset 13, per-stack outputs ``heatmaps_0..``, input ``input``
 ``[1, 3, S, S]`` RGB in [0, 1]), ``<out>/hourglass.toml`` (the hgpose model contract),
@@ -84,10 +84,11 @@ def hgpose_heldout_real(binary, onnx_path, input_size):
     return ev.summarize(pred, gt)
 
 
-def card_images(binary, onnx_path, out_dir):
+def card_images(binary, onnx_path, out_dir, min_confidence=0.1):
     """Held-out photos drawn by hgpose: messi5.jpg and a few late vtest.avi frames."""
     from .data.real import detect_people, median_background, read_video
 
+    mc = ["--min-confidence", str(min_confidence)]
     os.makedirs(out_dir, exist_ok=True)
     for f in glob.glob(os.path.join(out_dir, "*.png")):
         os.remove(f)
@@ -95,7 +96,7 @@ def card_images(binary, onnx_path, out_dir):
     with tempfile.TemporaryDirectory() as tmp:
         src = cache_path("opencv", "messi5.jpg")
         dst = os.path.join(out_dir, "messi5.png")
-        subprocess.run([binary, "infer", "--model", onnx_path, "--box", "60,40,400,300", "--draw", dst, src],
+        subprocess.run([binary, "infer", "--model", onnx_path, *mc, "--box", "60,40,400,300", "--draw", dst, src],
                        check=True, capture_output=True)
         made.append(dst)
         frames = read_video(cache_path("opencv", "vtest.avi"))
@@ -113,7 +114,7 @@ def card_images(binary, onnx_path, out_dir):
             cv2.imwrite(p, cv2.cvtColor(region, cv2.COLOR_RGB2BGR))
             dst = os.path.join(out_dir, f"vtest_frame{fi}.png")
             box = f"{x - x0},{y - y0},{w},{h}"
-            subprocess.run([binary, "infer", "--model", onnx_path, "--box", box, "--draw", dst, p],
+            subprocess.run([binary, "infer", "--model", onnx_path, *mc, "--box", box, "--draw", dst, p],
                            check=True, capture_output=True)
             made.append(dst)
         # one held-out synthetic figure
@@ -122,7 +123,7 @@ def card_images(binary, onnx_path, out_dir):
         p = os.path.join(tmp, "synth.png")
         cv2.imwrite(p, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         dst = os.path.join(out_dir, "synthetic_heldout.png")
-        subprocess.run([binary, "infer", "--model", onnx_path, "--draw", dst, p], check=True, capture_output=True)
+        subprocess.run([binary, "infer", "--model", onnx_path, *mc, "--draw", dst, p], check=True, capture_output=True)
         made.append(dst)
     for p in made:  # keep the committed PNGs small: 256-colour palette
         from PIL import Image
@@ -137,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="default")
     ap.add_argument("--cheap-teacher", default="EfficientPoseRT")
     ap.add_argument("--no-card", action="store_true")
+    ap.add_argument("--card-min-confidence", type=float, default=0.0,
+                    help="hgpose --min-confidence for the card images (0: draw every joint)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, cfg = load_model_from_checkpoint(a.checkpoint)
@@ -158,7 +161,7 @@ def main(argv=None) -> int:
     if binary:
         metrics["hgpose_binary_real_heldout_vs_EfficientPoseII"] = hgpose_heldout_real(binary, onnx_path, h)
         if not a.no_card:
-            metrics["card_images"] = [os.path.relpath(p, a.out) for p in card_images(binary, onnx_path, os.path.join(a.out, "card"))]
+            metrics["card_images"] = [os.path.relpath(p, a.out) for p in card_images(binary, onnx_path, os.path.join(a.out, "card"), a.card_min_confidence)]
     with open(os.path.join(a.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
         f.write("\n")

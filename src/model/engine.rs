@@ -46,8 +46,16 @@ impl PoseModel {
         precision: Precision,
     ) -> Result<Self> {
         let (contract, mut model) = Self::resolve(path, sidecar)?;
-        let (precision, why) = precision.resolve(&CpuInfo::detect());
-        tracing::debug!("{}: precision {precision:?}: {why}", path.display());
+        let cpu = CpuInfo::detect();
+        let requested = precision;
+        let (precision, why) = precision.resolve(&cpu);
+        match (requested, precision) {
+            (Precision::F32, _) => tracing::debug!("{}: precision f32: {why}", path.display()),
+            (_, Precision::F16) if !cpu.tract_fp16_kernels => {
+                tracing::warn!("{}: {why}", path.display())
+            }
+            _ => tracing::info!("{}: precision {precision:?}: {why}", path.display()),
+        }
         if precision == Precision::F16 {
             model = model
                 .into_decluttered()

@@ -34,11 +34,45 @@ pub fn sample(name: &str) -> PathBuf {
 }
 
 /// Reads a float32 `.npy` written by the PyTorch side: (shape, values in C order).
+///
+/// The fixtures are all NumPy format 1.0, little-endian float32, C order, so a few lines read them;
+/// an npy crate as a dev-dependency would change feature unification and make `cargo run` after
+/// `cargo test` rebuild tract from scratch.
 pub fn read_npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let array: ndarray::ArrayD<f32> =
-        ndarray_npy::read_npy(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let shape = array.shape().to_vec();
-    let values = array.as_standard_layout().iter().copied().collect();
+    let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        bytes.starts_with(b"\x93NUMPY\x01\x00"),
+        "{name}: not a NumPy 1.0 file"
+    );
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.contains("'descr': '<f4'"),
+        "{name}: not little-endian float32: {header}"
+    );
+    assert!(
+        header.contains("'fortran_order': False"),
+        "{name}: not C order: {header}"
+    );
+    let dims = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap();
+    let shape: Vec<usize> = dims
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse().unwrap())
+        .collect();
+    let values: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        values.len(),
+        shape.iter().product::<usize>(),
+        "{name}: size does not match {shape:?}"
+    );
     (shape, values)
 }
 

@@ -4,11 +4,11 @@ use image::RgbImage;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Contract, PoseModel, Precision};
 use crate::outputs::TimingMs;
 use crate::pose::{decode_peaks, Heatmaps, Pose};
-use crate::preprocess::{CropTransform, Preprocessor, Rect};
+use crate::preprocess::{check_margin, CropTransform, Preprocessor, Rect};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EstimatorOptions {
@@ -23,13 +23,7 @@ pub struct EstimatorOptions {
 impl EstimatorOptions {
     /// Rejects settings that would make every frame fail, before any frame is read.
     pub fn validate(&self) -> Result<()> {
-        if !(0.0..=10.0).contains(&self.margin) {
-            return Err(Error::InvalidArgument(format!(
-                "crop margin {} must be between 0 and 10",
-                self.margin
-            )));
-        }
-        Ok(())
+        check_margin(self.margin)
     }
 }
 
@@ -57,6 +51,8 @@ pub struct Estimator {
     preprocessor: Preprocessor,
     heatmaps: Heatmaps,
     mirrored: Heatmaps,
+    /// Heatmap channel each joint takes from the mirrored run (left/right swapped).
+    flip_permutation: Vec<usize>,
     options: EstimatorOptions,
 }
 
@@ -70,7 +66,9 @@ impl Estimator {
         let c = model.contract();
         let preprocessor = Preprocessor::new(&c.input);
         let heatmaps = Heatmaps::zeros(c.output.joints, c.output.height, c.output.width);
+        let flip_permutation = c.joints.flip_permutation();
         Ok(Estimator {
+            flip_permutation,
             mirrored: heatmaps.clone(),
             heatmaps,
             model,
@@ -139,9 +137,8 @@ impl Estimator {
             let t = Instant::now();
             self.model.run(&mut self.mirrored)?;
             timing.inference += ms_since(t);
-            let permutation = self.model.contract().joints.flip_permutation();
             self.heatmaps
-                .average_with_mirrored(&self.mirrored, &permutation);
+                .average_with_mirrored(&self.mirrored, &self.flip_permutation);
         }
 
         let t = Instant::now();

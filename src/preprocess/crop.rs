@@ -59,6 +59,16 @@ pub struct CropTransform {
     pub input_h: usize,
 }
 
+/// Context around a person box is a fraction of its size on each side, from 0 to 10.
+pub fn check_margin(margin: f32) -> Result<()> {
+    if !(0.0..=10.0).contains(&margin) {
+        return Err(Error::InvalidArgument(format!(
+            "crop margin {margin} must be between 0 and 10"
+        )));
+    }
+    Ok(())
+}
+
 impl CropTransform {
     /// The crop that shows `region` whole, centred, with `margin` (a fraction of its size) added on
     /// every side, at the input's aspect ratio (the short side gets more context, never distortion).
@@ -68,11 +78,7 @@ impl CropTransform {
                 "crop region {region:?} is empty"
             )));
         }
-        if !(0.0..=10.0).contains(&margin) {
-            return Err(Error::InvalidArgument(format!(
-                "crop margin {margin} must be between 0 and 10"
-            )));
-        }
+        check_margin(margin)?;
         let (cx, cy) = region.center();
         let (w, h) = (
             region.w * (1.0 + 2.0 * margin),

@@ -4,5 +4,5 @@
 mod crop;
 mod tensorize;
 
-pub use crop::{CropTransform, Rect};
+pub use crop::{check_margin, CropTransform, Rect};
 pub use tensorize::Preprocessor;

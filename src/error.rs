@@ -28,6 +28,22 @@ pub enum Error {
     #[error("inference failed: {0}")]
     Inference(String),
 
+    /// A frame source (camera, file, folder, stream) failed or ended badly.
+    #[error("capture from {source_name}: {reason}")]
+    Capture { source_name: String, reason: String },
+
+    /// A board profile or other configuration file is invalid; `key` names the setting.
+    #[error("config {path}: {key}: {reason}")]
+    Config {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+
+    /// A device (framebuffer, GPIO chip, SPI bus, socket) could not be opened or used.
+    #[error("device {device}: {reason}")]
+    Device { device: String, reason: String },
+
     /// Writing an output (JSON, PNG) failed.
     #[error("cannot write {path}: {reason}")]
     Output { path: PathBuf, reason: String },
@@ -37,6 +53,20 @@ impl Error {
     pub(crate) fn model(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
         Error::Model {
             path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn capture(source: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        Error::Capture {
+            source_name: source.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn device(device: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        Error::Device {
+            device: device.to_string(),
             reason: reason.to_string(),
         }
     }

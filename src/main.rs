@@ -1,13 +1,19 @@
-//! The `hgpose` command line: `infer`, `info` and `bench` over the library's pipeline.
+//! The `hgpose` command line: `run` (the sensor node), `infer`, `info`, `bench` and `doctor` over
+//! the library's pipeline.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 use hgpose::capture::load_image;
 use hgpose::model::{PoseModel, Precision};
 use hgpose::outputs::{draw_pose, FrameRecord, ImageCanvas};
+use hgpose::pipeline::board::{BoardConfig, SourceConfig};
+use hgpose::pipeline::run::{run, RunLimits};
 use hgpose::pipeline::{bench, Estimator, EstimatorOptions};
 use hgpose::preprocess::Rect;
 
@@ -61,6 +67,41 @@ impl ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the node: frames from the board's camera (or a file, folder, video, MJPEG pipe) to
+    /// keypoints on the display, GPIO lines and streams, until the source ends or SIGINT/SIGTERM.
+    Run {
+        /// Board profile (board/*.toml). Without one: the PC development profile's defaults.
+        #[arg(long, short, env = "HGPOSE_BOARD")]
+        board: Option<PathBuf>,
+        /// Override the board's source: /dev/videoN, an image, a folder, a video, or - for an
+        /// MJPEG stream on stdin.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Override the board's model.
+        #[arg(long, short)]
+        model: Option<PathBuf>,
+        /// Override the board's inference threads (0 = every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Override where JSON lines go: stdout, none, or a file.
+        #[arg(long)]
+        json: Option<String>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        max_frames: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Log fps and memory every this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        stats_every: f64,
+        /// Write the run summary (fps, stage times, peak memory) as JSON to this file.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        /// Check the board file and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Estimate poses in images; prints one JSON object per image.
     Infer {
         #[command(flatten)]
@@ -77,6 +118,9 @@ enum Command {
         /// Arithmetic precision; `auto` picks f16 on CPUs with native fp16 (Pi 5, Orin), else f32.
         #[arg(long, value_enum, default_value = "f32")]
         precision: Precision,
+        /// Cores for one inference (0 = every core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
         /// Write the image with the skeleton drawn: a PNG file for one image, a folder for several.
         #[arg(long, value_name = "OUT")]
         draw: Option<PathBuf>,
@@ -111,6 +155,9 @@ enum Command {
         flip: bool,
         #[arg(long, value_enum, default_value = "f32")]
         precision: Precision,
+        /// Cores for one inference (0 = every core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -143,29 +190,60 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run {
+            board,
+            source,
+            model,
+            threads,
+            json,
+            max_frames,
+            duration,
+            stats_every,
+            summary,
+            check,
+        } => run_node(
+            board.as_deref(),
+            NodeOverrides {
+                source,
+                model,
+                threads,
+                json,
+            },
+            RunLimits {
+                max_frames,
+                duration: duration.map(Duration::from_secs_f64),
+                stats_every: (stats_every > 0.0).then(|| Duration::from_secs_f64(stats_every)),
+            },
+            summary.as_deref(),
+            check,
+        ),
         Command::Infer {
             model,
             person,
             margin,
             flip,
             precision,
+            threads,
             draw,
             min_confidence,
             pretty,
             images,
-        } => infer(
-            &model,
-            person.as_deref(),
-            EstimatorOptions {
-                flip_test: flip,
-                margin,
-                precision,
-            },
-            draw.as_deref(),
-            min_confidence,
-            pretty,
-            &images,
-        ),
+        } => {
+            hgpose::model::use_inference_threads(threads);
+            infer(
+                &model,
+                person.as_deref(),
+                EstimatorOptions {
+                    flip_test: flip,
+                    margin,
+                    precision,
+                },
+                draw.as_deref(),
+                min_confidence,
+                pretty,
+                &images,
+            )
+        }
         Command::Info { model, json } => info(&model, json),
         Command::Bench {
             model,
@@ -174,6 +252,7 @@ fn main() -> ExitCode {
             warmup,
             flip,
             precision,
+            threads,
             json,
         } => run_bench(
             &model,
@@ -185,6 +264,7 @@ fn main() -> ExitCode {
             },
             warmup,
             runs,
+            threads,
             json,
         ),
         Command::Doctor { json } => doctor(json),
@@ -376,8 +456,10 @@ fn run_bench(
     options: EstimatorOptions,
     warmup: usize,
     runs: usize,
+    threads: usize,
     json: bool,
 ) -> Result<()> {
+    let threads = hgpose::model::use_inference_threads(threads);
     let path = args.model_path()?;
     let frame = match image {
         Some(p) => load_image(p)?,
@@ -404,9 +486,109 @@ fn run_bench(
             report.median_decode_ms
         );
         out!("precision    {:?}", report.precision);
+        out!("threads      {threads}");
         for (kernel, ops) in &report.kernels {
             out!("kernel       {kernel} ({ops} op(s))");
         }
+    }
+    Ok(())
+}
+
+/// Command-line settings that replace the board file's.
+struct NodeOverrides {
+    source: Option<PathBuf>,
+    model: Option<PathBuf>,
+    threads: Option<usize>,
+    json: Option<String>,
+}
+
+/// What `--source` means: a camera device, stdin MJPEG, a video file, or images.
+fn source_from_path(path: PathBuf, board: &BoardConfig) -> SourceConfig {
+    let text = path.to_string_lossy();
+    if text == "-" {
+        return SourceConfig::Mjpeg { path };
+    }
+    if text.starts_with("/dev/video") {
+        let mut camera = match &board.source {
+            SourceConfig::Camera(c) => c.clone(),
+            _ => Default::default(),
+        };
+        camera.device = path;
+        return SourceConfig::Camera(camera);
+    }
+    let video = ["mp4", "avi", "mkv", "mov", "webm", "h264", "mjpeg", "mjpg"];
+    let is_video = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| video.contains(&e.to_ascii_lowercase().as_str()));
+    if is_video {
+        SourceConfig::Video {
+            path,
+            looping: false,
+        }
+    } else {
+        SourceConfig::Files {
+            path,
+            looping: false,
+            fps: None,
+        }
+    }
+}
+
+fn run_node(
+    board_path: Option<&Path>,
+    overrides: NodeOverrides,
+    limits: RunLimits,
+    summary_path: Option<&Path>,
+    check: bool,
+) -> Result<()> {
+    let mut board = match board_path {
+        Some(p) => BoardConfig::load(p)?,
+        None => BoardConfig::default(),
+    };
+    if let Some(source) = overrides.source {
+        board.source = source_from_path(source, &board);
+    }
+    if let Some(threads) = overrides.threads {
+        board.model.threads = threads;
+    }
+    if let Some(json) = overrides.json {
+        board.outputs.json = json;
+    }
+    let model_path = match overrides.model.or(board.model.path.clone()) {
+        Some(p) => p,
+        None => ModelArgs {
+            model: None,
+            sidecar: None,
+        }
+        .model_path()?,
+    };
+    if check {
+        out!(
+            "{}: valid (model {}, source {:?})",
+            board_path.map_or("defaults".into(), |p| p.display().to_string()),
+            model_path.display(),
+            board.source
+        );
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install the SIGINT/SIGTERM handlers")?;
+    }
+    let summary = run(&board, &model_path, &limits, stop)?;
+    tracing::info!(
+        "{} frames in {:.1} s ({:.2} fps), {} skipped, peak RSS {} MiB",
+        summary.frames_emitted,
+        summary.seconds,
+        summary.fps,
+        summary.frames_skipped,
+        summary.peak_rss_kib / 1024
+    );
+    if let Some(p) = summary_path {
+        std::fs::write(p, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("cannot write the summary to {}", p.display()))?;
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! Arithmetic precision of inference, and the `auto` choice from the CPU's features.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::platform::CpuInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats everywhere: the reference.

@@ -26,3 +26,22 @@ pub struct FrameRecord {
     pub mean_confidence: f32,
     pub timing_ms: TimingMs,
 }
+
+/// One frame of a running node (`hgpose run`): the frame record plus when, how late, what the
+/// tracker and rules did, and the trigger edge that asked for it, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamRecord {
+    #[serde(flatten)]
+    pub frame: FrameRecord,
+    /// Frame number from the source.
+    pub sequence: u64,
+    /// Capture time, seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// Capture to emit, milliseconds.
+    pub latency_ms: f64,
+    /// Whether the crop followed the person (false: whole frame).
+    pub tracking: bool,
+    pub active_rules: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<crate::capture::trigger::TriggerEvent>,
+}

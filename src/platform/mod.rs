@@ -4,6 +4,7 @@
 mod cpu;
 mod devices;
 mod doctor;
+pub mod memory;
 
 pub use cpu::CpuInfo;
 pub use devices::{list_devices, DeviceNode};

@@ -4,6 +4,8 @@
 mod decode;
 mod heatmaps;
 mod keypoints;
+pub mod smoothing;
+pub mod tracking;
 
 pub use decode::{decode_peaks, Peak};
 pub use heatmaps::Heatmaps;

@@ -77,6 +77,9 @@ enum Command {
         /// MJPEG stream on stdin.
         #[arg(long)]
         source: Option<PathBuf>,
+        /// With --source: start again at the end of a file, folder or video (demos, soak runs).
+        #[arg(long = "loop")]
+        looping: bool,
         /// Override the board's model.
         #[arg(long, short)]
         model: Option<PathBuf>,
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         Command::Run {
             board,
             source,
+            looping,
             model,
             threads,
             json,
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
             board.as_deref(),
             NodeOverrides {
                 source,
+                looping,
                 model,
                 threads,
                 json,
@@ -497,13 +502,14 @@ fn run_bench(
 /// Command-line settings that replace the board file's.
 struct NodeOverrides {
     source: Option<PathBuf>,
+    looping: bool,
     model: Option<PathBuf>,
     threads: Option<usize>,
     json: Option<String>,
 }
 
 /// What `--source` means: a camera device, stdin MJPEG, a video file, or images.
-fn source_from_path(path: PathBuf, board: &BoardConfig) -> SourceConfig {
+fn source_from_path(path: PathBuf, looping: bool, board: &BoardConfig) -> SourceConfig {
     let text = path.to_string_lossy();
     if text == "-" {
         return SourceConfig::Mjpeg { path };
@@ -522,14 +528,11 @@ fn source_from_path(path: PathBuf, board: &BoardConfig) -> SourceConfig {
         .and_then(|e| e.to_str())
         .is_some_and(|e| video.contains(&e.to_ascii_lowercase().as_str()));
     if is_video {
-        SourceConfig::Video {
-            path,
-            looping: false,
-        }
+        SourceConfig::Video { path, looping }
     } else {
         SourceConfig::Files {
             path,
-            looping: false,
+            looping,
             fps: None,
         }
     }
@@ -547,7 +550,7 @@ fn run_node(
         None => BoardConfig::default(),
     };
     if let Some(source) = overrides.source {
-        board.source = source_from_path(source, &board);
+        board.source = source_from_path(source, overrides.looping, &board);
     }
     if let Some(threads) = overrides.threads {
         board.model.threads = threads;

@@ -558,8 +558,8 @@ fn capture_age(stamp: v4l::Timestamp, flags: BufferFlags) -> Option<Duration> {
     if source != BufferFlags::TIMESTAMP_MONOTONIC.bits() {
         return None;
     }
-    let sec = u64::try_from(i64::from(stamp.sec)).ok()?;
-    let usec = u32::try_from(i64::from(stamp.usec)).ok()?;
+    let sec = u64::try_from(stamp.sec).ok()?;
+    let usec = u32::try_from(stamp.usec).ok()?;
     let stamped = Duration::from_secs(sec) + Duration::from_micros(u64::from(usec));
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -569,8 +569,8 @@ fn capture_age(stamp: v4l::Timestamp, flags: BufferFlags) -> Option<Duration> {
     if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
         return None;
     }
-    let now = Duration::from_secs(u64::try_from(i64::from(now.tv_sec)).ok()?)
-        + Duration::from_nanos(u64::try_from(i64::from(now.tv_nsec)).ok()?);
+    let now = Duration::from_secs(u64::try_from(now.tv_sec).ok()?)
+        + Duration::from_nanos(u64::try_from(now.tv_nsec).ok()?);
     now.checked_sub(stamped)
         .filter(|age| *age < Duration::from_secs(10))
 }

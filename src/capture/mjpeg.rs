@@ -316,7 +316,7 @@ impl<R: Read + Send> MjpegStream<R> {
         &mut self,
         frame: &mut Vec<u8>,
         mut n: usize,
-        mut copy: Option<&mut [u8; 2]>,
+        copy: Option<&mut [u8; 2]>,
     ) -> std::io::Result<bool> {
         let start = frame.len();
         while n > 0 {
@@ -333,7 +333,7 @@ impl<R: Read + Send> MjpegStream<R> {
             self.reader.consume(k);
             n -= k;
         }
-        if let Some(copy) = copy.as_deref_mut() {
+        if let Some(copy) = copy {
             copy.copy_from_slice(&frame[start..start + 2]);
         }
         Ok(true)

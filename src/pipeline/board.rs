@@ -263,14 +263,10 @@ impl BoardConfig {
             .validate()
             .map_err(|e| config_error(path, field("smoothing", &e), e))?;
         match &self.source {
-            SourceConfig::Camera(c) if c.width == 0 || c.height == 0 => {
-                return Err(config_error(
-                    path,
-                    "source.width",
-                    "camera width and height must be positive",
-                ))
-            }
-            SourceConfig::Files { fps: Some(f), .. } if !(*f > 0.0) => {
+            SourceConfig::Camera(c) => c
+                .validate()
+                .map_err(|e| config_error(path, "source", e.to_string()))?,
+            SourceConfig::Files { fps: Some(f), .. } if f.is_nan() || *f <= 0.0 => {
                 return Err(config_error(path, "source.fps", "must be positive"))
             }
             _ => {}

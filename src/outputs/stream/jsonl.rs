@@ -209,8 +209,14 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn closed_pipe_is_recognised_as_broken_pipe() {
-        let (reader, writer) = std::io::pipe().unwrap();
-        use std::os::fd::AsRawFd;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // libc::pipe rather than std::io::pipe, which is newer than the crate's MSRV (1.85).
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are fresh from pipe(2) and owned only here.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let fd_path = PathBuf::from(format!("/dev/fd/{}", writer.as_raw_fd()));
         let mut sink = JsonLinesSink::file(&fd_path, true).unwrap();
         drop(writer);

@@ -480,3 +480,67 @@ json = "{json}"
     );
     sim_pull(trigger_line, false);
 }
+
+/// A camera that goes away (a USB cable pulled: here vivid's device is unbound from its driver,
+/// which removes /dev/video0 under an open stream) and comes back is reopened, not a crash.
+#[test]
+fn an_unplugged_camera_is_reopened_when_it_returns() {
+    if !in_test_bed("an_unplugged_camera_is_reopened_when_it_returns") {
+        return;
+    }
+    use hgpose::capture::camera::ReconnectingCamera;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let driver = Path::new("/sys/bus/platform/drivers/vivid");
+    let device = std::fs::read_dir(driver)
+        .expect("vivid's platform driver in sysfs")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("vivid."))
+        .expect("a bound vivid device");
+    let config = CameraConfig {
+        device: hw_path("HGPOSE_HW_VIDEO"),
+        width: 640,
+        height: 480,
+        ..Default::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut camera = ReconnectingCamera::open(config, stop).unwrap();
+    let before = camera
+        .next_frame()
+        .unwrap()
+        .expect("a frame before the unplug");
+
+    std::fs::write(driver.join("unbind"), &device).expect("unbind vivid");
+    let replug = std::thread::spawn({
+        let (driver, device) = (driver.to_path_buf(), device.clone());
+        move || {
+            std::thread::sleep(Duration::from_secs(2));
+            std::fs::write(driver.join("bind"), &device).expect("bind vivid again");
+        }
+    });
+    let unplugged = Instant::now();
+    let after = loop {
+        match camera.next_frame() {
+            Ok(Some(frame)) if frame.captured > unplugged + Duration::from_millis(1500) => {
+                break frame
+            }
+            // Frames still queued from before the unplug, or errors for the bad frames.
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => panic!("the camera source ended"),
+        }
+        assert!(
+            unplugged.elapsed() < Duration::from_secs(60),
+            "no frame within 60 s of the camera coming back"
+        );
+    };
+    replug.join().unwrap();
+    assert!(after.sequence > before.sequence, "frame numbers continue");
+    check_colour_bars(&after.image, PixelFormat::Yuyv);
+    eprintln!(
+        "camera back after {:.1} s (frame {})",
+        unplugged.elapsed().as_secs_f32(),
+        after.sequence
+    );
+}

@@ -1,6 +1,7 @@
 //! Displays: a Linux framebuffer and an SPI TFT panel. Both take the finished view (see
 //! [`crate::outputs::ViewRenderer`]) at their own resolution, so drawing is written once.
 
+pub mod drm_dumb;
 pub mod framebuffer;
 pub mod spi_panel;
 

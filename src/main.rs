@@ -14,7 +14,7 @@ use hgpose::model::{PoseModel, Precision};
 use hgpose::outputs::{draw_pose, FrameRecord, ImageCanvas};
 use hgpose::pipeline::board::{BoardConfig, SourceConfig};
 use hgpose::pipeline::run::{run, RunLimits};
-use hgpose::pipeline::{bench, Estimator, EstimatorOptions};
+use hgpose::pipeline::{baseline, bench, Estimator, EstimatorOptions};
 use hgpose::preprocess::Rect;
 
 /// Where `--model` defaults to, relative to the working directory, then the installed location.
@@ -156,11 +156,19 @@ enum Command {
         warmup: usize,
         #[arg(long)]
         flip: bool,
-        #[arg(long, value_enum, default_value = "f32")]
-        precision: Precision,
-        /// Cores for one inference (0 = every core).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        /// Precisions to time, comma-separated (e.g. f32,f16).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "f32")]
+        precision: Vec<Precision>,
+        /// Thread counts to time, comma-separated (0 = every core), e.g. 1,2.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        threads: Vec<usize>,
+        /// Also time the same model on ONNX Runtime (Python package) at each thread count, and
+        /// print hgpose's inference time as a ratio to it.
+        #[arg(long)]
+        ort: bool,
+        /// Compare each precision's keypoints with f32 on these images (a folder or one image).
+        #[arg(long, value_name = "IMAGES")]
+        agreement: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -258,18 +266,21 @@ fn main() -> ExitCode {
             flip,
             precision,
             threads,
+            ort,
+            agreement,
             json,
         } => run_bench(
             &model,
             image.as_deref(),
-            EstimatorOptions {
-                flip_test: flip,
-                precision,
-                ..Default::default()
+            BenchPlan {
+                flip,
+                precisions: precision,
+                threads,
+                warmup,
+                runs,
+                ort,
+                agreement,
             },
-            warmup,
-            runs,
-            threads,
             json,
         ),
         Command::Doctor { json } => doctor(json),
@@ -455,32 +466,90 @@ fn synthetic_frame() -> image::RgbImage {
     })
 }
 
-fn run_bench(
-    args: &ModelArgs,
-    image: Option<&Path>,
-    options: EstimatorOptions,
+/// What `hgpose bench` times: every precision at every thread count, optionally against ONNX
+/// Runtime and with each precision's agreement with f32.
+struct BenchPlan {
+    flip: bool,
+    precisions: Vec<Precision>,
+    threads: Vec<usize>,
     warmup: usize,
     runs: usize,
-    threads: usize,
-    json: bool,
-) -> Result<()> {
-    let threads = hgpose::model::use_inference_threads(threads);
+    ort: bool,
+    agreement: Option<PathBuf>,
+}
+
+fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool) -> Result<()> {
     let path = args.model_path()?;
     let frame = match image {
         Some(p) => load_image(p)?,
         None => synthetic_frame(),
     };
-    let report = bench::run(
-        &path,
-        args.sidecar.as_deref(),
-        &frame,
-        options,
-        warmup,
-        runs,
-    )?;
+    let mut reports = Vec::new();
+    let mut baselines = Vec::new();
+    for &threads in &plan.threads {
+        let threads = hgpose::model::use_inference_threads(threads);
+        for &precision in &plan.precisions {
+            let options = EstimatorOptions {
+                flip_test: plan.flip,
+                precision,
+                ..Default::default()
+            };
+            reports.push(bench::run(
+                &path,
+                args.sidecar.as_deref(),
+                &frame,
+                options,
+                plan.warmup,
+                plan.runs,
+            )?);
+        }
+        if plan.ort {
+            match baseline::ort_baseline(&path, threads, plan.warmup, plan.runs) {
+                Ok(b) => baselines.push(b),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+    }
+    let mut agreements = Vec::new();
+    if let Some(images) = &plan.agreement {
+        let frames = if images.is_dir() {
+            hgpose::capture::folder::list_images(images)?
+                .iter()
+                .map(|p| load_image(p))
+                .collect::<hgpose::Result<Vec<_>>>()?
+        } else {
+            vec![load_image(images)?]
+        };
+        for &precision in plan.precisions.iter().filter(|p| **p != Precision::F32) {
+            let options = EstimatorOptions {
+                flip_test: plan.flip,
+                precision,
+                ..Default::default()
+            };
+            agreements.push(bench::agreement(
+                &path,
+                args.sidecar.as_deref(),
+                &frames,
+                options,
+            )?);
+        }
+    }
+    let single = reports.len() == 1 && baselines.is_empty() && agreements.is_empty();
     if json {
-        out!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+        if single {
+            out!("{}", serde_json::to_string_pretty(&reports[0])?);
+        } else {
+            let all = serde_json::json!({
+                "runs": reports,
+                "onnxruntime": baselines,
+                "agreement": agreements,
+            });
+            out!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        return Ok(());
+    }
+    if single {
+        let report = &reports[0];
         out!("model        {}", report.model);
         out!("cold start   {:.1} ms", report.cold_start_ms);
         out!("per frame    median {:.2} ms  (min {:.2}, p90 {:.2}, max {:.2}) over {} runs after {} warm-up", report.median_ms, report.min_ms, report.p90_ms, report.max_ms, report.runs, report.warmup);
@@ -490,11 +559,78 @@ fn run_bench(
             report.median_inference_ms,
             report.median_decode_ms
         );
+        out!(
+            "compute      {:.2} GMACs, {:.1} GMAC/s",
+            report.gmacs,
+            report.gmac_per_s
+        );
+        if let Some(peak) = report.peak_rss_mib {
+            out!("memory       peak RSS {peak:.0} MiB");
+        }
         out!("precision    {:?}", report.precision);
-        out!("threads      {threads}");
+        out!("threads      {}", report.threads);
         for (kernel, ops) in &report.kernels {
             out!("kernel       {kernel} ({ops} op(s))");
         }
+        return Ok(());
+    }
+    out!(
+        "model  {}  ({:.2} GMACs per frame)",
+        path.display(),
+        reports[0].gmacs
+    );
+    out!(
+        "{:<11} {:>7} {:>9} {:>10} {:>17} {:>7} {:>8} {:>7}",
+        "runtime",
+        "threads",
+        "cold ms",
+        "infer ms",
+        "min..p90 ms",
+        "GMAC/s",
+        "peak MiB",
+        "vs ORT"
+    );
+    for r in &reports {
+        let ort = baselines.iter().find(|b| b.threads == r.threads);
+        out!(
+            "{:<11} {:>7} {:>9.0} {:>10.2} {:>17} {:>7.1} {:>8} {:>7}",
+            format!("hgpose {:?}", r.precision).to_lowercase(),
+            r.threads,
+            r.cold_start_ms,
+            r.median_inference_ms,
+            format!("{:.1}..{:.1}", r.min_ms, r.p90_ms),
+            r.gmac_per_s,
+            r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+            ort.map_or("-".into(), |b| format!(
+                "{:.2}",
+                r.median_inference_ms / b.median_ms
+            ))
+        );
+    }
+    for b in &baselines {
+        out!(
+            "{:<11} {:>7} {:>9.0} {:>10.2} {:>17} {:>7.1} {:>8} {:>7}",
+            "ORT f32",
+            b.threads,
+            b.cold_start_ms,
+            b.median_ms,
+            format!("{:.1}..{:.1}", b.min_ms, b.p90_ms),
+            reports[0].gmacs / (b.median_ms / 1e3),
+            "-",
+            "1.00"
+        );
+    }
+    if let Some(b) = baselines.first() {
+        out!("baseline     {} (CPU provider, inference only; hgpose's column is its inference stage)", b.runtime);
+    }
+    for a in &agreements {
+        out!(
+            "agreement    {:?} vs f32 on {} frame(s): {:.1}% of joints within 5% of the crop, heatmaps differ by at most {:.2}% of the peak",
+            a.precision,
+            a.frames,
+            a.joints_within_5pct * 100.0,
+            a.max_heatmap_error * 100.0
+        );
     }
     Ok(())
 }

@@ -544,3 +544,99 @@ fn an_unplugged_camera_is_reopened_when_it_returns() {
         after.sequence
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The DRM dumb-buffer display on the bochs card (the card behind $HGPOSE_HW_FB).
+
+use hgpose::outputs::display::drm_dumb::DrmDisplay;
+
+/// The bochs card node: its PCI device's drm/cardN, the card whose fbdev the framebuffer test uses.
+fn drm_card() -> PathBuf {
+    let fb = hw_path("HGPOSE_HW_FB");
+    let fb_name = fb.file_name().expect("HGPOSE_HW_FB names a device");
+    let drm_dir = Path::new("/sys/class/graphics")
+        .join(fb_name)
+        .join("device/drm");
+    let cards =
+        std::fs::read_dir(&drm_dir).unwrap_or_else(|e| panic!("{}: {e}", drm_dir.display()));
+    cards
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("card"))
+        .map(|n| Path::new("/dev/dri").join(n))
+        .unwrap_or_else(|| panic!("no cardN under {}", drm_dir.display()))
+}
+
+/// A second, independent client of the card, to see what the kernel scans out.
+struct DrmProbe(std::fs::File);
+impl std::os::fd::AsFd for DrmProbe {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+impl drm::Device for DrmProbe {}
+impl drm::control::Device for DrmProbe {}
+
+#[test]
+fn drm_dumb_buffer_shows_the_view() {
+    use drm::control::{crtc, framebuffer, from_u32, Device as _};
+    if !in_test_bed("drm_dumb_buffer_shows_the_view") {
+        return;
+    }
+    let card = drm_card();
+    assert_char_device(&card);
+    let mut display = DrmDisplay::open(&card, None).unwrap_or_else(|e| panic!("{e}"));
+    let (w, h) = display.size();
+    assert!(w >= 640 && h >= 480, "{}", display.describe());
+    let frame = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 200])
+    });
+    let mut view = image::RgbImage::new(1, 1);
+    ViewRenderer::new(w, h, 0.1)
+        .render(
+            &frame,
+            Some(&confident_pose()),
+            &JointSet::mpii16(),
+            &Hud::default(),
+            &mut view,
+        )
+        .unwrap();
+    display.show(&view).unwrap();
+    let back = display.read_rgb().unwrap();
+    assert!(back == view, "{} read back differently", display.describe());
+    let busy = DrmDisplay::open(&card, None)
+        .err()
+        .expect("a second master");
+    assert!(busy.to_string().contains("another program"), "{busy}");
+
+    let probe = DrmProbe(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&card)
+            .unwrap(),
+    );
+    let crtc: crtc::Handle = from_u32(display.crtc_id()).expect("a CRTC id is never 0");
+    let fb_id = display.framebuffer_id();
+    let scanned = probe.get_crtc(crtc).unwrap().framebuffer().map(u32::from);
+    assert_eq!(
+        scanned,
+        Some(fb_id),
+        "the CRTC does not scan out the display's buffer"
+    );
+    assert_eq!(
+        probe.get_crtc(crtc).unwrap().mode().map(|m| m.size()),
+        Some((w as u16, h as u16))
+    );
+    let description = display.describe();
+    drop(display);
+
+    let fb: framebuffer::Handle = from_u32(fb_id).unwrap();
+    assert!(
+        probe.get_framebuffer(fb).is_err(),
+        "framebuffer {fb_id} outlived the display"
+    );
+    let after = probe.get_crtc(crtc).unwrap().framebuffer().map(u32::from);
+    assert_ne!(after, Some(fb_id));
+    eprintln!("{description}: view shown, read back identical, scanned out as fb {fb_id}; CRTC back on {after:?}");
+}

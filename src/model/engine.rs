@@ -234,6 +234,25 @@ impl PoseModel {
         kernels
     }
 
+    /// Multiply-adds of one inference, from tract's cost model of the optimized plan (convolutions
+    /// and matrix products; what GMAC/s figures are computed from).
+    pub fn multiply_adds(&self) -> Option<u64> {
+        let model = self.state.plan().model();
+        let mut total = 0u64;
+        for node in model.nodes() {
+            let inputs = model.node_input_facts(node.id).ok()?;
+            let Ok(costs) = node.op.cost(&inputs) else {
+                continue;
+            };
+            for (cost, count) in costs {
+                if let tract_onnx::tract_core::internal::Cost::FMA(_) = cost {
+                    total += count.to_i64().ok()?.max(0) as u64;
+                }
+            }
+        }
+        Some(total)
+    }
+
     /// Input tensors allocated after loading (0 when every frame reuses the first).
     pub fn input_reallocations(&self) -> usize {
         self.input_reallocations

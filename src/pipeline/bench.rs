@@ -28,6 +28,24 @@ pub struct BenchReport {
     pub precision: crate::model::Precision,
     /// Matrix-multiply kernels tract chose, and how many operations use each.
     pub kernels: std::collections::BTreeMap<String, usize>,
+    /// Threads one inference used.
+    pub threads: usize,
+    /// Multiply-adds per inference (tract's cost model), and the rate at the median inference time.
+    pub gmacs: f64,
+    pub gmac_per_s: f64,
+    /// Peak resident memory while loading and running this configuration (MiB), when measurable.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// How close a precision's keypoints are to f32's on the same frames.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    pub precision: crate::model::Precision,
+    pub frames: usize,
+    /// Share of joints within 5% of the crop size of the f32 joint.
+    pub joints_within_5pct: f64,
+    /// Largest heatmap difference, as a fraction of the f32 frame's highest peak (worst frame).
+    pub max_heatmap_error: f64,
 }
 
 /// The `q`-quantile (0..=1) of `values` by nearest rank.
@@ -50,6 +68,7 @@ pub fn run(
     warmup: usize,
     runs: usize,
 ) -> Result<BenchReport> {
+    let memory_measurable = crate::platform::memory::reset_peak();
     let t = Instant::now();
     let mut estimator = Estimator::load(model, sidecar, options)?;
     let cold_start_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -65,7 +84,16 @@ pub fn run(
         inf.push(e.timing.inference);
         dec.push(e.timing.decode);
     }
+    let gmacs = estimator.model().multiply_adds().unwrap_or(0) as f64 / 1e9;
+    let median_inference_ms = quantile(&inf, 0.5);
+    let peak_rss_mib = crate::platform::memory::rss_kib()
+        .filter(|_| memory_measurable)
+        .map(|(_, peak)| peak as f64 / 1024.0);
     Ok(BenchReport {
+        threads: tract_threads(),
+        gmacs,
+        gmac_per_s: gmacs / (median_inference_ms / 1e3),
+        peak_rss_mib,
         model: model.display().to_string(),
         cold_start_ms,
         warmup,
@@ -75,10 +103,64 @@ pub fn run(
         p90_ms: quantile(&total, 0.9),
         max_ms: quantile(&total, 1.0),
         median_preprocess_ms: quantile(&pre, 0.5),
-        median_inference_ms: quantile(&inf, 0.5),
+        median_inference_ms,
         median_decode_ms: quantile(&dec, 0.5),
         precision: estimator.model().precision(),
         kernels: estimator.model().kernels(),
+    })
+}
+
+/// Threads of tract's current executor.
+fn tract_threads() -> usize {
+    use tract_linalg::multithread::{current_tract_executor, Executor};
+    match current_tract_executor() {
+        Executor::MultiThread(pool) => pool.current_num_threads(),
+        Executor::RayonGlobal => crate::model::available_cores(),
+        Executor::SingleThread => 1,
+    }
+}
+
+/// Runs `frames` through `model` in f32 and in `precision`, and compares keypoints and heatmaps.
+pub fn agreement(
+    model: &Path,
+    sidecar: Option<&Path>,
+    frames: &[RgbImage],
+    options: EstimatorOptions,
+) -> Result<Agreement> {
+    let mut reference = Estimator::load(
+        model,
+        sidecar,
+        EstimatorOptions {
+            precision: crate::model::Precision::F32,
+            ..options
+        },
+    )?;
+    let mut other = Estimator::load(model, sidecar, options)?;
+    let (mut within, mut joints, mut worst) = (0usize, 0usize, 0f64);
+    for frame in frames {
+        let a = reference.estimate(frame, None)?;
+        let b = other.estimate(frame, None)?;
+        let crop = a.crop.frame_rect();
+        let tolerance = 0.05 * crop.w.max(crop.h);
+        for (ka, kb) in a.pose.keypoints.iter().zip(&b.pose.keypoints) {
+            joints += 1;
+            if (ka.x - kb.x).hypot(ka.y - kb.y) <= tolerance {
+                within += 1;
+            }
+        }
+        let (ha, hb) = (&reference.heatmaps().data, &other.heatmaps().data);
+        let peak = ha.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        let diff = ha
+            .iter()
+            .zip(hb)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        worst = worst.max((diff / peak) as f64);
+    }
+    Ok(Agreement {
+        precision: other.model().precision(),
+        frames: frames.len(),
+        joints_within_5pct: within as f64 / joints.max(1) as f64,
+        max_heatmap_error: worst,
     })
 }
 

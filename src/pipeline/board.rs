@@ -121,6 +121,13 @@ pub enum DisplayConfig {
         device: PathBuf,
     },
     Spi(SpiPanelConfig),
+    /// A DRM/KMS card driven directly (dumb buffer), for boards without fbdev.
+    Drm {
+        #[serde(default = "default_card")]
+        device: PathBuf,
+        /// e.g. "HDMI-A-1"; the first connected one when unset.
+        connector: Option<String>,
+    },
     /// Writes the latest view to a PNG file every `every` frames (snapshots, tests).
     Png {
         path: PathBuf,
@@ -135,6 +142,9 @@ pub enum DisplayConfig {
 
 fn default_fb() -> PathBuf {
     PathBuf::from("/dev/fb0")
+}
+fn default_card() -> PathBuf {
+    PathBuf::from("/dev/dri/card0")
 }
 fn default_png_every() -> u64 {
     1

@@ -1,5 +1,6 @@
 //! Pipeline: joins the stages. [`Estimator`] takes a frame to a pose; [`bench`] times it.
 
+pub mod baseline;
 pub mod bench;
 pub mod board;
 mod estimator;

@@ -147,6 +147,10 @@ fn open_display(config: &DisplayConfig, gpio_chip: &str) -> Result<Option<Box<dy
         DisplayConfig::None => None,
         DisplayConfig::Framebuffer { device } => Some(Box::new(Framebuffer::open(device)?)),
         DisplayConfig::Spi(panel) => Some(Box::new(SpiPanel::open(panel, gpio_chip)?)),
+        DisplayConfig::Drm { device, connector } => {
+            let drm = crate::outputs::display::drm_dumb::DrmDisplay::open;
+            Some(Box::new(drm(device, connector.as_deref())?))
+        }
         DisplayConfig::Png {
             path,
             every,

@@ -13,6 +13,12 @@ pub fn rss_kib() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Resets the peak (VmHWM) to the current RSS, so the next peak belongs to what runs next
+/// (Linux >= 4.0, `/proc/self/clear_refs`). Returns false where that is not possible.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -640,3 +640,32 @@ fn drm_dumb_buffer_shows_the_view() {
     assert_ne!(after, Some(fb_id));
     eprintln!("{description}: view shown, read back identical, scanned out as fb {fb_id}; CRTC back on {after:?}");
 }
+
+/// `hgpose doctor` on a board lists its camera with the formats it offers, its framebuffer and
+/// its GPIO chip.
+#[test]
+fn doctor_lists_the_camera_formats_framebuffer_and_gpio_chip() {
+    if !in_test_bed("doctor_lists_the_camera_formats_framebuffer_and_gpio_chip") {
+        return;
+    }
+    let out = std::process::Command::new(hw_path("HGPOSE_BIN"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let video = hw_path("HGPOSE_HW_VIDEO").display().to_string();
+    let camera = text
+        .lines()
+        .find(|l| l.starts_with("camera") && l.contains(&video))
+        .unwrap_or_else(|| panic!("no camera line for {video}:\n{text}"));
+    assert!(
+        camera.contains("YUYV") && camera.contains("vivid"),
+        "{camera}"
+    );
+    assert!(
+        text.contains(&hw_path("HGPOSE_HW_FB").display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains(&chip()), "{text}");
+}

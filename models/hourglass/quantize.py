@@ -279,14 +279,11 @@ class _Rewriter:
             skip.add(id(relu))
         base = node.name.strip("/").replace("/", "_") or node.output[0]
         wqn = self._const(f"{base}_w_quantized", wq)
-        wsn = self._const(f"{base}_w_scale", wscale)
-        wzn = self._const(
-            f"{base}_w_zero_point",
-            np.zeros(wscale.shape, dtype=np.int8),
-        )
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         bias_scale = xqp.scale * wscale.astype(np.float64)
         if self.fmt == "qlinear":
+            wsn = self._const(f"{base}_w_scale", wscale)
+            wzn = self._const(f"{base}_w_zero_point", np.zeros(wscale.shape, dtype=np.int8))
             lo, hi = self._range(y)
             yqp = activation_qparams(lo, hi, self.activations)
             ys, yz = self._qparam_consts(y, yqp)
@@ -295,11 +292,22 @@ class _Rewriter:
             if bq is not None:
                 inputs.append(self._const(f"{base}_b_quantized", bq.reshape(-1)))
             yq = f"{y}_quantized"
-            self.new_nodes.append(helper.make_node("QLinearConv", inputs, [yq], name=f"{base}_quant", **attrs))
+            qmin = 0 if yqp.dtype == TensorProto.UINT8 else -128
+            if relu is not None and yqp.zero_point != qmin:
+                # The output range does not start at the zero point (symmetric int8): clamping
+                # to the 8-bit range is no ReLU, so take max(q, zero point) on the integers.
+                self.new_nodes.append(
+                    helper.make_node("QLinearConv", inputs, [f"{yq}_pre_relu"], name=f"{base}_quant", **attrs)
+                )
+                self.new_nodes.append(helper.make_node("Max", [f"{yq}_pre_relu", yz], [yq], name=f"{base}_relu"))
+            else:
+                self.new_nodes.append(helper.make_node("QLinearConv", inputs, [yq], name=f"{base}_quant", **attrs))
             self.counts["QLinearConv"] += 1
             self.quant[y] = (yq, ys, yz, yqp)
             self.float_missing.add(y)
         else:
+            # ConvInteger takes one weight zero point (onnxruntime refuses a per-channel one).
+            wzn = self._const(f"{base}_w_zero_point", np.array(0, dtype=np.int8))
             acc = f"{base}_acc"
             self.new_nodes.append(
                 helper.make_node("ConvInteger", [xq, wqn, xz, wzn], [acc], name=f"{base}_int", **attrs)

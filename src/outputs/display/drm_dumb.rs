@@ -80,15 +80,31 @@ fn choose_connector(
         }
     };
     match wanted {
-        Some(name) => match connectors.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        Some(name) => match connectors
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(i) if connectors[i].1 != State::Disconnected => Ok(i),
-            Some(_) => Err(format!("connector {name} has nothing plugged in; connect the screen or set another connector (this card has: {})", list())),
-            None => Err(format!("no connector named {name}; this card has: {}", list())),
+            Some(_) => Err(format!(
+                "connector {name} has nothing plugged in; connect the screen or name another \
+                 connector (this card has: {})",
+                list()
+            )),
+            None => Err(format!(
+                "no connector named {name}; this card has: {}",
+                list()
+            )),
         },
         None => connectors
             .iter()
             .position(|(_, s)| *s == State::Connected)
-            .ok_or_else(|| format!("no connected screen (connectors: {}); plug one in, or name the connector in the board file's display.connector", list())),
+            .ok_or_else(|| {
+                format!(
+                    "no connected screen (connectors: {}); plug one in, or name the connector \
+                     in the board file's display.connector",
+                    list()
+                )
+            }),
     }
 }
 
@@ -126,11 +142,12 @@ impl DrmDisplay {
                 dev(match e.kind() {
                     ErrorKind::PermissionDenied => format!(
                         "cannot open the DRM card ({e}); add this user to the video group \
-                     (`sudo usermod -aG video $USER`, then log in again)"
+                         (`sudo usermod -aG video $USER`, then log in again)"
                     ),
                     _ => format!(
-                        "cannot open the DRM card ({e}). Check the board file's display device, \
-                     `ls /dev/dri` (`hgpose doctor` lists them)"
+                        "cannot open the DRM card ({e}). Check the board file's display device \
+                         and `ls /dev/dri`; with no card there, use a framebuffer display \
+                         (`hgpose doctor` lists them)"
                     ),
                 })
             })?;
@@ -139,7 +156,10 @@ impl DrmDisplay {
             .get_driver()
             .map_err(|e| dev(format!("not a DRM device ({e}); use a /dev/dri/cardN node")))?;
         let res = c.resource_handles().map_err(|e| {
-            dev(format!("the card has no display outputs ({e}); a render node (renderD*) cannot display, use /dev/dri/cardN"))
+            dev(format!(
+                "the card has no display outputs ({e}); a render node (renderD*) cannot \
+                 display, use /dev/dri/cardN"
+            ))
         })?;
         c.acquire_master_lock().map_err(|e| {
             dev(format!(

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::outputs::gpio::open_chip;
+use crate::outputs::gpio::open_line;
 
 /// Which edges trigger a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -110,14 +110,7 @@ impl TriggerLine {
     pub fn open(config: &TriggerConfig, default_chip: &str) -> Result<Self> {
         let chip_path = config.chip.as_deref().unwrap_or(default_chip);
         let name = format!("{chip_path} line {} (trigger)", config.line);
-        let mut chip = open_chip(chip_path)?;
-        let lines = chip.num_lines();
-        let line = chip.get_line(config.line).map_err(|e| {
-            Error::device(
-                &name,
-                format!("no such line ({e}); this chip has lines 0..{lines}"),
-            )
-        })?;
+        let line = open_line(chip_path, config.line, &name)?;
         let edges = match config.edge {
             Edge::Rising => EventRequestFlags::RISING_EDGE,
             Edge::Falling => EventRequestFlags::FALLING_EDGE,

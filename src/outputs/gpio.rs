@@ -43,6 +43,37 @@ pub fn open_chip(chip: &str) -> Result<Chip> {
     })
 }
 
+/// Line `offset` of the chip at `chip`; errors name `name` and the lines the chip has.
+pub fn open_line(chip: &str, offset: u32, name: &str) -> Result<gpio_cdev::Line> {
+    let mut handle = open_chip(chip)?;
+    let lines = handle.num_lines();
+    handle.get_line(offset).map_err(|e| {
+        Error::device(
+            name,
+            format!("no such line ({e}); this chip has lines 0..{lines}"),
+        )
+    })
+}
+
+/// Requests line `offset` of `chip` as an output at `level`, held under `consumer`'s name.
+pub fn request_output(
+    chip: &str,
+    offset: u32,
+    level: bool,
+    consumer: &str,
+    name: &str,
+) -> Result<CdevPin> {
+    let handle = open_line(chip, offset, name)?
+        .request(LineRequestFlags::OUTPUT, u8::from(level), consumer)
+        .map_err(|e| {
+            Error::device(
+                name,
+                format!("cannot request it as an output ({e}); is another program holding it?"),
+            )
+        })?;
+    CdevPin::new(handle).map_err(|e| Error::device(name, e))
+}
+
 impl GpioOutputs {
     /// Requests every line in `specs` as an output at its initial level.
     pub fn open(specs: &[OutputLineSpec], default_chip: &str) -> Result<Self> {
@@ -52,30 +83,8 @@ impl GpioOutputs {
             if pins.contains_key(&key) {
                 continue;
             }
-            let mut chip = open_chip(&spec.chip)?;
-            let lines = chip.num_lines();
             let name = format!("{} line {}", spec.chip, spec.line);
-            let line = chip.get_line(spec.line).map_err(|e| {
-                Error::device(
-                    &name,
-                    format!("no such line ({e}); this chip has lines 0..{lines}"),
-                )
-            })?;
-            let handle = line
-                .request(
-                    LineRequestFlags::OUTPUT,
-                    u8::from(spec.initial_level),
-                    CONSUMER,
-                )
-                .map_err(|e| {
-                    Error::device(
-                        &name,
-                        format!(
-                            "cannot request it as an output ({e}); is another program holding it?"
-                        ),
-                    )
-                })?;
-            let pin = CdevPin::new(handle).map_err(|e| Error::device(&name, e))?;
+            let pin = request_output(&spec.chip, spec.line, spec.initial_level, CONSUMER, &name)?;
             pins.insert(key, pin);
         }
         Ok(GpioOutputs {

@@ -85,12 +85,7 @@ pub struct SpiPanel {
 
 fn output_line(chip: &str, line: u32, what: &str) -> Result<CdevPin> {
     let name = format!("{chip} line {line} ({what})");
-    let mut chip = crate::outputs::gpio::open_chip(chip)?;
-    let handle = chip
-        .get_line(line)
-        .and_then(|l| l.request(gpio_cdev::LineRequestFlags::OUTPUT, 1, "hgpose-panel"))
-        .map_err(|e| Error::device(&name, format!("cannot request it as an output ({e})")))?;
-    CdevPin::new(handle).map_err(|e| Error::device(&name, e))
+    crate::outputs::gpio::request_output(chip, line, true, "hgpose-panel", &name)
 }
 
 impl SpiPanel {

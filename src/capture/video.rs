@@ -37,6 +37,15 @@ struct Run {
     frames: u64,
 }
 
+/// Whether `program` is a file (a path) or is found in a `PATH` directory (a bare name).
+fn program_exists(program: &Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 impl VideoSource {
     /// Opens `path` with the `ffmpeg` found on `PATH`.
     pub fn open(path: &Path, options: PlaybackOptions) -> Result<Self> {
@@ -69,7 +78,23 @@ impl VideoSource {
         Ok(source)
     }
 
+    fn missing_program(&self) -> Error {
+        Error::capture(
+            self.path.display(),
+            format!(
+                "video files are decoded with ffmpeg, and `{}` was not found: install ffmpeg \
+                 (apt install ffmpeg) or convert the video to a folder of frames",
+                self.program.display()
+            ),
+        )
+    }
+
     fn spawn(&self) -> Result<Run> {
+        // Looked up first: where exec failures do not come back from spawn (qemu-user), a
+        // missing ffmpeg would otherwise look like a video that decodes to nothing.
+        if !program_exists(&self.program) {
+            return Err(self.missing_program());
+        }
         let mut child = Command::new(&self.program)
             .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i"])
             .arg(&self.path)
@@ -79,16 +104,14 @@ impl VideoSource {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                let reason = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!(
-                        "video files are decoded with ffmpeg, and `{}` was not found: install \
-                         ffmpeg (apt install ffmpeg) or convert the video to a folder of frames",
-                        self.program.display()
-                    )
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    self.missing_program()
                 } else {
-                    format!("cannot run `{}` ({e})", self.program.display())
-                };
-                Error::capture(self.path.display(), reason)
+                    Error::capture(
+                        self.path.display(),
+                        format!("cannot run `{}` ({e})", self.program.display()),
+                    )
+                }
             })?;
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             let _ = child.kill();

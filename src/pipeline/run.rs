@@ -390,12 +390,6 @@ fn open_outputs(board: &BoardConfig, joints: &JointSet) -> Result<Outputs> {
         .as_deref()
         .map(|addr| HttpServer::start(addr, o.http_options.clone()))
         .transpose()?;
-    if let Some(h) = &http {
-        info!(
-            "HTTP on http://{}/ (keypoints, preview.mjpg)",
-            h.local_addr()
-        );
-    }
     let display = open_display(&board.display, &board.gpio.chip)?;
     if let Some(d) = &display {
         info!("display: {}", d.describe());

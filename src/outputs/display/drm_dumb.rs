@@ -275,16 +275,7 @@ impl Display for DrmDisplay {
     }
 
     fn show(&mut self, view: &RgbImage) -> Result<()> {
-        if view.dimensions() != (self.width, self.height) {
-            return Err(Error::InvalidArgument(format!(
-                "view is {}x{}, DRM display {} is {}x{}",
-                view.width(),
-                view.height(),
-                self.path.display(),
-                self.width,
-                self.height
-            )));
-        }
+        super::check_view_size(view, (self.width, self.height), "DRM display", &self.path)?;
         if let Some(map) = self.map.as_mut() {
             pack_xrgb(view, self.pitch, map);
         }

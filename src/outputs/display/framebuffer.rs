@@ -256,16 +256,7 @@ impl Display for Framebuffer {
     }
 
     fn show(&mut self, view: &RgbImage) -> Result<()> {
-        if view.dimensions() != (self.width, self.height) {
-            return Err(Error::InvalidArgument(format!(
-                "view is {}x{}, framebuffer {} is {}x{}",
-                view.width(),
-                view.height(),
-                self.path.display(),
-                self.width,
-                self.height
-            )));
-        }
+        super::check_view_size(view, (self.width, self.height), "framebuffer", &self.path)?;
         let bpp = self.layout.bytes_per_pixel;
         let row_bytes = self.width as usize * 3;
         for (y, row) in view.as_raw().chunks_exact(row_bytes).enumerate() {

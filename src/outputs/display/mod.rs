@@ -7,7 +7,27 @@ pub mod spi_panel;
 
 use image::RgbImage;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Views are rendered at the display's size; anything else is a caller's mistake, named here.
+pub(crate) fn check_view_size(
+    view: &RgbImage,
+    size: (u32, u32),
+    kind: &str,
+    device: &std::path::Path,
+) -> Result<()> {
+    if view.dimensions() == size {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "view is {}x{}, {kind} {} is {}x{}",
+        view.width(),
+        view.height(),
+        device.display(),
+        size.0,
+        size.1
+    )))
+}
 
 /// A screen that shows rendered views.
 pub trait Display: Send {

@@ -118,7 +118,8 @@ enum Command {
         /// Flip test: also run the mirrored crop and average (twice the time).
         #[arg(long)]
         flip: bool,
-        /// Arithmetic precision; `auto` picks f16 on CPUs with native fp16 (Pi 5, Orin), else f32.
+        /// Arithmetic precision: f32, f16, int8 (the model's int8 companion, see `quantize`), or `auto`:
+        /// f16 on CPUs with native fp16 (Pi 5, Orin), else the faster of f32 and int8 here.
         #[arg(long, value_enum, default_value = "f32")]
         precision: Precision,
         /// Cores for one inference (0 = every core).
@@ -169,9 +170,64 @@ enum Command {
         /// Compare each precision's keypoints with f32 on these images (a folder or one image).
         #[arg(long, value_name = "IMAGES")]
         agreement: Option<PathBuf>,
+        /// Also show where inference time goes, per kind of op (tract's optimized plan).
+        #[arg(long)]
+        profile: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Make an int8 model (QLinearConv, per-channel weights) that tract runs on its integer
+    /// kernels, calibrated on photos preprocessed as hgpose does. Needs the Python model tooling
+    /// (`pip install -r models/requirements.txt`): a step on the development machine.
+    Quantize {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Calibration photos of people: a folder or image files.
+        #[arg(long, required = true, num_args = 1.., value_name = "IMAGES")]
+        calib: Vec<PathBuf>,
+        /// Where to write it (default: MODEL.int8.onnx beside the model, where `--precision int8`
+        /// and `auto` look for it).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// One weight scale per output channel instead of one per convolution. tract 0.23 does not
+        /// fold per-channel requantization into its integer matmul: about 4x slower here.
+        #[arg(long)]
+        per_channel: bool,
+        /// Activation ranges: `minmax`, or `percentile` (clips rare outliers).
+        #[arg(long, default_value = "minmax", value_parser = ["minmax", "percentile"])]
+        method: String,
+        /// Upper percentile of each activation kept in range, for `--method percentile`.
+        #[arg(long, default_value_t = 99.99)]
+        percentile: f64,
+        /// Activation type: u8, s8 (asymmetric) or s8sym (zero point 0).
+        #[arg(long, default_value = "u8", value_parser = ["u8", "s8", "s8sym"])]
+        activations: String,
+        /// Convolutions whose ONNX node name matches this regular expression stay in float
+        /// (e.g. `heads` for the heatmap heads).
+        #[arg(long, value_name = "REGEX")]
+        keep_float: Option<String>,
+        /// Held-out photos to compare the int8 model's keypoints with f32's on (not the
+        /// calibration ones).
+        #[arg(long, value_name = "IMAGES")]
+        check: Option<PathBuf>,
+    },
+    /// Write the deployment artefact: the resolved network as tract NNEF (decluttered, f32 or f16
+    /// weights) and a sidecar that states its whole contract, so a board loads it assuming nothing.
+    Export {
+        /// The model: an ONNX export (or an artefact, to change its weights).
+        #[arg(value_name = "MODEL")]
+        model: PathBuf,
+        /// Where to write it: NAME.nnef.tgz (gzip) or NAME.nnef.tar; the sidecar goes beside it
+        /// as NAME.nnef.toml.
+        #[arg(long, short, value_name = "OUT")]
+        output: PathBuf,
+        /// Weight storage: f16 halves the file; loaded for f32 it still computes in f32.
+        #[arg(long, value_enum, default_value = "f32")]
+        weights: hgpose::model::WeightStorage,
+        /// Model contract TOML (default: the model's path with a .toml extension, if present).
+        #[arg(long)]
+        sidecar: Option<PathBuf>,
     },
     /// Report what this board offers (CPU features, cores, cameras, framebuffers, GPIO chips) and
     /// which precision `auto` picks here, and why.
@@ -268,6 +324,7 @@ fn main() -> ExitCode {
             threads,
             ort,
             agreement,
+            profile,
             json,
         } => run_bench(
             &model,
@@ -280,10 +337,40 @@ fn main() -> ExitCode {
                 runs,
                 ort,
                 agreement,
+                profile,
             },
             json,
         ),
         Command::Doctor { json } => doctor(json),
+        Command::Export {
+            model,
+            output,
+            weights,
+            sidecar,
+        } => export_artefact(&model, sidecar.as_deref(), &output, weights),
+        Command::Quantize {
+            model,
+            calib,
+            output,
+            per_channel,
+            method,
+            percentile,
+            activations,
+            keep_float,
+            check,
+        } => quantize(
+            &model,
+            &calib,
+            output.as_deref(),
+            &hgpose::pipeline::quantize::QuantizeOptions {
+                per_channel,
+                method,
+                percentile,
+                activations,
+                keep_float,
+            },
+            check.as_deref(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -293,6 +380,67 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the images named by `paths` (image files, or folders of them).
+fn load_images(paths: &[PathBuf]) -> Result<Vec<image::RgbImage>> {
+    let mut frames = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for p in hgpose::capture::folder::list_images(path)? {
+                frames.push(load_image(&p)?);
+            }
+        } else {
+            frames.push(load_image(path)?);
+        }
+    }
+    Ok(frames)
+}
+
+fn quantize(
+    args: &ModelArgs,
+    calib: &[PathBuf],
+    output: Option<&Path>,
+    options: &hgpose::pipeline::quantize::QuantizeOptions,
+    check: Option<&Path>,
+) -> Result<()> {
+    let path = args.model_path()?;
+    let output = output.map_or_else(|| hgpose::model::int8_companion(&path), Path::to_path_buf);
+    let frames = load_images(calib).context("cannot read the --calib calibration images")?;
+    let report = hgpose::pipeline::quantize::quantize(
+        &path,
+        args.sidecar.as_deref(),
+        &frames,
+        &output,
+        options,
+    )?;
+    out!("{}", report.rewriter);
+    out!(
+        "wrote {} ({:.1} MB; float model {:.1} MB), calibrated on {} inputs from {} image(s)",
+        report.output.display(),
+        report.int8_bytes as f64 / 1e6,
+        report.float_bytes as f64 / 1e6,
+        report.calibration_inputs,
+        report.calibration_images
+    );
+    out!("kernels on this CPU: {}", report.kernels.join(", "));
+    if let Some(check) = check {
+        let frames = load_images(&[check.to_path_buf()])?;
+        let agreement = bench::agreement_of_models(
+            &path,
+            args.sidecar.as_deref(),
+            &output,
+            &frames,
+            EstimatorOptions::default(),
+        )?;
+        out!(
+            "held-out check on {} image(s): {:.1}% of joints within 5% of the crop of f32's, heatmap error up to {:.1}% of the peak",
+            agreement.frames,
+            agreement.joints_within_5pct * 100.0,
+            agreement.max_heatmap_error * 100.0
+        );
+    }
+    Ok(())
 }
 
 /// True when the reader of our stdout went away: not an error worth reporting.
@@ -476,6 +624,7 @@ struct BenchPlan {
     runs: usize,
     ort: bool,
     agreement: Option<PathBuf>,
+    profile: bool,
 }
 
 fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool) -> Result<()> {
@@ -501,25 +650,28 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
                 options,
                 plan.warmup,
                 plan.runs,
+                plan.profile,
             )?);
         }
         if plan.ort {
-            match baseline::ort_baseline(&path, threads, plan.warmup, plan.runs) {
-                Ok(b) => baselines.push(b),
-                Err(e) => tracing::warn!("{e}"),
+            // Each file hgpose ran (the float model, an int8 companion) on ONNX Runtime too.
+            let mut files: Vec<String> = reports
+                .iter()
+                .filter(|r| r.threads == threads)
+                .map(|r| r.model.clone())
+                .collect();
+            files.dedup();
+            for file in files {
+                match baseline::ort_baseline(Path::new(&file), threads, plan.warmup, plan.runs) {
+                    Ok(b) => baselines.push(b),
+                    Err(e) => tracing::warn!("{e}"),
+                }
             }
         }
     }
     let mut agreements = Vec::new();
     if let Some(images) = &plan.agreement {
-        let frames = if images.is_dir() {
-            hgpose::capture::folder::list_images(images)?
-                .iter()
-                .map(|p| load_image(p))
-                .collect::<hgpose::Result<Vec<_>>>()?
-        } else {
-            vec![load_image(images)?]
-        };
+        let frames = load_images(std::slice::from_ref(images))?;
         for &precision in plan.precisions.iter().filter(|p| **p != Precision::F32) {
             let options = EstimatorOptions {
                 flip_test: plan.flip,
@@ -572,6 +724,7 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
         for (kernel, ops) in &report.kernels {
             out!("kernel       {kernel} ({ops} op(s))");
         }
+        print_profile(report)?;
         return Ok(());
     }
     out!(
@@ -579,6 +732,18 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
         path.display(),
         reports[0].gmacs
     );
+    let row = |label: String,
+               threads: usize,
+               cold_ms: f64,
+               infer_ms: f64,
+               spread: String,
+               gmac_per_s: f64,
+               peak: String,
+               ratio: String| {
+        format!(
+            "{label:<11} {threads:>7} {cold_ms:>9.0} {infer_ms:>10.2} {spread:>17} {gmac_per_s:>7.1} {peak:>8} {ratio:>7}"
+        )
+    };
     out!(
         "{:<11} {:>7} {:>9} {:>10} {:>17} {:>7} {:>8} {:>7}",
         "runtime",
@@ -591,37 +756,52 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
         "vs ORT"
     );
     for r in &reports {
-        let ort = baselines.iter().find(|b| b.threads == r.threads);
+        let ort = baselines
+            .iter()
+            .find(|b| b.threads == r.threads && b.model == r.model);
         out!(
-            "{:<11} {:>7} {:>9.0} {:>10.2} {:>17} {:>7.1} {:>8} {:>7}",
-            format!("hgpose {:?}", r.precision).to_lowercase(),
-            r.threads,
-            r.cold_start_ms,
-            r.median_inference_ms,
-            format!("{:.1}..{:.1}", r.min_ms, r.p90_ms),
-            r.gmac_per_s,
-            r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
-            ort.map_or("-".into(), |b| format!(
-                "{:.2}",
-                r.median_inference_ms / b.median_ms
-            ))
+            "{}",
+            row(
+                format!("hgpose {:?}", r.precision).to_lowercase(),
+                r.threads,
+                r.cold_start_ms,
+                r.median_inference_ms,
+                format!("{:.1}..{:.1}", r.min_ms, r.p90_ms),
+                r.gmac_per_s,
+                r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+                ort.map_or("-".into(), |b| format!(
+                    "{:.2}",
+                    r.median_inference_ms / b.median_ms
+                )),
+            )
         );
     }
     for b in &baselines {
+        let precision = reports
+            .iter()
+            .find(|r| r.model == b.model)
+            .map_or("f32".into(), |r| {
+                format!("{:?}", r.precision).to_lowercase()
+            });
         out!(
-            "{:<11} {:>7} {:>9.0} {:>10.2} {:>17} {:>7.1} {:>8} {:>7}",
-            "ORT f32",
-            b.threads,
-            b.cold_start_ms,
-            b.median_ms,
-            format!("{:.1}..{:.1}", b.min_ms, b.p90_ms),
-            reports[0].gmacs / (b.median_ms / 1e3),
-            "-",
-            "1.00"
+            "{}",
+            row(
+                format!("ORT {precision}"),
+                b.threads,
+                b.cold_start_ms,
+                b.median_ms,
+                format!("{:.1}..{:.1}", b.min_ms, b.p90_ms),
+                reports[0].gmacs / (b.median_ms / 1e3),
+                "-".into(),
+                "1.00".into(),
+            )
         );
     }
     if let Some(b) = baselines.first() {
         out!("baseline     {} (CPU provider, inference only; hgpose's column is its inference stage)", b.runtime);
+    }
+    for r in &reports {
+        print_profile(r)?;
     }
     for a in &agreements {
         out!(
@@ -630,6 +810,30 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
             a.frames,
             a.joints_within_5pct * 100.0,
             a.max_heatmap_error * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// Where one configuration's inference time went, per kind of op (`bench --profile`).
+fn print_profile(report: &bench::BenchReport) -> Result<()> {
+    if report.profile.is_empty() {
+        return Ok(());
+    }
+    let total: f64 = report.profile.iter().map(|o| o.ms).sum();
+    out!(
+        "profile      {:?}, {} thread(s): {:.2} ms per inference in ops",
+        report.precision,
+        report.threads,
+        total
+    );
+    for op in &report.profile {
+        out!(
+            "  {:<28} {:>8.2} ms {:>5.1}%  {:>4} node(s)",
+            op.op,
+            op.ms,
+            100.0 * op.ms / total.max(1e-9),
+            op.nodes
         );
     }
     Ok(())
@@ -774,7 +978,7 @@ fn doctor(json: bool) -> Result<()> {
         if cpu.int8_dot_product { "yes" } else { "no" }
     );
     out!(
-        "auto       {:?}: {}",
+        "auto       {}: {}",
         report.auto_precision,
         report.auto_reason
     );
@@ -783,6 +987,49 @@ fn doctor(json: bool) -> Result<()> {
     }
     for d in &report.devices {
         out!("{:<10} {} ({})", d.kind, d.path, d.detail);
+    }
+    Ok(())
+}
+
+/// `hgpose export`: resolves the model as `info` does, writes the artefact and its sidecar, and
+/// says what it wrote.
+fn export_artefact(
+    model: &Path,
+    sidecar: Option<&Path>,
+    output: &Path,
+    weights: hgpose::model::WeightStorage,
+) -> Result<()> {
+    let (contract, typed) = PoseModel::resolve(model, sidecar)?;
+    let exported = hgpose::model::export(model, &contract, typed, output, weights)?;
+    let size = |bytes: u64| format!("{:.2} MB ({bytes} bytes)", bytes as f64 / 1e6);
+    out!(
+        "wrote      {} ({} weights, {})",
+        exported.path.display(),
+        weights.name(),
+        if exported.gzip { "gzip tar" } else { "tar" }
+    );
+    out!("sidecar    {}", exported.sidecar.display());
+    match std::fs::metadata(model).ok().filter(|m| m.is_file()) {
+        Some(m) => out!(
+            "size       {} {}  ->  artefact {}, {:.2}x",
+            model.display(),
+            size(m.len()),
+            size(exported.bytes),
+            exported.bytes as f64 / m.len() as f64
+        ),
+        None => out!("size       artefact {}", size(exported.bytes)),
+    }
+    if !contract.assumptions.is_empty() {
+        out!("recorded   what was assumed about {}:", model.display());
+        for a in &contract.assumptions {
+            out!("  - {a}");
+        }
+    }
+    out!("contract   as recorded:");
+    for line in exported.sidecar_text.lines() {
+        if !line.starts_with('#') && !line.trim().is_empty() {
+            out!("  {line}");
+        }
     }
     Ok(())
 }

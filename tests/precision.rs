@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use hgpose::capture::load_image;
-use hgpose::model::Precision;
+use hgpose::model::{Precision, Resolved};
 use hgpose::pipeline::{Estimator, EstimatorOptions};
 use hgpose::platform::CpuInfo;
 
@@ -56,6 +56,7 @@ fn f16_keypoints_and_heatmaps_agree_with_f32() {
 #[test]
 fn auto_precision_follows_the_cpu() {
     let cpu = CpuInfo::detect();
-    let (p, why) = Precision::Auto.resolve(&cpu);
-    assert_eq!(p == Precision::F16, cpu.tract_fp16_kernels, "{why}");
+    let resolved = Precision::Auto.resolve(&cpu);
+    let f16 = matches!(resolved, Resolved::Fixed(Precision::F16, _));
+    assert_eq!(f16, cpu.tract_fp16_kernels, "{resolved:?}");
 }

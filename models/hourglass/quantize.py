@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -96,6 +97,19 @@ def calibration_inputs(paths: Sequence[str], size: Tuple[int, int], crops: bool 
                 views.append(img.crop((x0, y0, x0 + side, y0 + side)))
         batches.extend(_to_input(v, size) for v in views)
     return batches
+
+
+def raw_inputs(path: str, shape: str) -> List[np.ndarray]:
+    """Calibration tensors from a raw little-endian float32 file of ``shape`` ("N,C,H,W"), one
+    [1, C, H, W] array per input."""
+    dims = [int(d) for d in shape.split(",")]
+    if len(dims) != 4 or min(dims) <= 0:
+        raise ValueError(f"--inputs-shape {shape!r}: expected N,C,H,W")
+    data = np.fromfile(path, dtype="<f4")
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path} holds {data.size} float32 values, shape {shape} needs {int(np.prod(dims))}")
+    batch = data.reshape(dims)
+    return [batch[i : i + 1] for i in range(dims[0])]
 
 
 def input_size(model: onnx.ModelProto) -> Tuple[int, int]:
@@ -193,8 +207,9 @@ class _Rewriter:
     """Rebuilds the graph node by node in topological order, tracking which tensors exist in
     float and which only in quantized form (a DequantizeLinear is added when a float op needs one)."""
 
-    def __init__(self, model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu):
+    def __init__(self, model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu, keep_float=None):
         self.model = model
+        self.keep_float = re.compile(keep_float) if keep_float else None
         self.g = model.graph
         self.ranges = ranges
         self.per_channel = per_channel
@@ -352,7 +367,7 @@ class _Rewriter:
         for node in self.g.node:
             if id(node) in skip:
                 continue
-            if node.op_type == "Conv":
+            if node.op_type == "Conv" and not (self.keep_float and self.keep_float.search(node.name)):
                 self.conv(node, skip)
             elif node.op_type in ("MaxPool", "Resize") and self.passthrough_quantized(node):
                 pass
@@ -387,13 +402,14 @@ def quantize_model(
     fmt: str = "qlinear",
     quantize_pool: bool = True,
     fuse_relu: bool = True,
+    keep_float: Optional[str] = None,
 ) -> Tuple[onnx.ModelProto, Dict[str, int]]:
     """The int8 rewrite of float ``model`` given calibrated ``ranges``; returns it and op counts."""
     if activations not in ACTIVATIONS:
         raise ValueError(f"activations {activations!r}: use one of {ACTIVATIONS}")
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: use one of {FORMATS}")
-    rw = _Rewriter(model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu)
+    rw = _Rewriter(model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu, keep_float)
     return rw.run(), rw.counts
 
 
@@ -422,9 +438,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="u8 / s8 asymmetric, or s8sym (int8, zero point 0)")
     p.add_argument("--format", choices=FORMATS, default="qlinear",
                    help="qlinear: QLinearConv (requantized int8 out); integer: ConvInteger + float rescale")
+    p.add_argument("--keep-float", metavar="REGEX",
+                   help="convolutions whose node name matches stay in float (sensitive layers, e.g. the "
+                        "stem or the heatmap heads)")
     p.add_argument("--float-pool", action="store_true", help="run MaxPool / Resize in float")
     p.add_argument("--no-fuse-relu", action="store_true", help="keep Relu as a separate float op")
     p.add_argument("--no-crops", action="store_true", help="calibrate on whole images and flips only")
+    p.add_argument("--inputs", metavar="FILE",
+                   help="calibration tensors as raw little-endian float32 (what `hgpose quantize` writes: "
+                        "frames preprocessed exactly as hgpose does); replaces --calibration")
+    p.add_argument("--inputs-shape", metavar="N,C,H,W", help="shape of --inputs")
     p.add_argument("--sidecar", action="store_true",
                    help="copy the model's .toml sidecar beside the output")
     args = p.parse_args(argv)
@@ -433,10 +456,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     model = onnx.load(args.model)
     size = input_size(model)
-    inputs = calibration_inputs(args.calibration, size, crops=not args.no_crops)
+    if args.inputs:
+        if not args.inputs_shape:
+            p.error("--inputs needs --inputs-shape N,C,H,W")
+        inputs = raw_inputs(args.inputs, args.inputs_shape)
+    else:
+        inputs = calibration_inputs(args.calibration, size, crops=not args.no_crops)
     ranges = activation_ranges(model, inputs, args.method, args.percentile)
     qmodel, counts = quantize_model(
-        model, ranges, args.per_channel, args.activations, args.format, not args.float_pool, not args.no_fuse_relu
+        model, ranges, args.per_channel, args.activations, args.format, not args.float_pool, not args.no_fuse_relu,
+        args.keep_float,
     )
     onnx.checker.check_model(qmodel)
     onnx.save(qmodel, args.output)

@@ -82,3 +82,27 @@ def test_weight_qparams_per_channel_round_trip():
     assert np.all(np.abs(back - w) <= s[:, None, None, None] / 2 + 1e-7)
     qt, st = weight_qparams(w, per_channel=False)
     assert st.shape == () and np.abs(qt).max() == 127
+
+
+def test_raw_inputs_calibrate_like_images(tmp_path, sample_input):
+    """`hgpose quantize` hands over its own preprocessed tensors as raw float32."""
+    raw = tmp_path / "calib.f32"
+    batch = np.concatenate([sample_input, sample_input[:, :, :, ::-1]])
+    batch.astype("<f4").tofile(raw)
+    out = str(tmp_path / "hg_int8.onnx")
+    shape = ",".join(str(d) for d in batch.shape)
+    assert main([DEFAULT, "-o", out, "--inputs", str(raw), "--inputs-shape", shape]) == 0
+    assert _heatmap_corr(out, sample_input) > 0.9
+    with pytest.raises(ValueError, match="float32 values"):
+        main([DEFAULT, "-o", out, "--inputs", str(raw), "--inputs-shape", "3,3,128,128"])
+
+
+def test_keep_float_leaves_matching_convolutions_in_float(tmp_path):
+    out = str(tmp_path / "hg_int8.onnx")
+    assert main([DEFAULT, "-o", out, "--calibration", SAMPLE, "--no-crops", "--keep-float", "heads"]) == 0
+    float_model = onnx.load(DEFAULT)
+    heads = [n.name for n in float_model.graph.node if n.op_type == "Conv" and "heads" in n.name]
+    assert heads
+    ops = Counter(n.op_type for n in onnx.load(out).graph.node)
+    assert ops["Conv"] == len(heads)
+    assert ops["QLinearConv"] == Counter(n.op_type for n in float_model.graph.node)["Conv"] - len(heads)

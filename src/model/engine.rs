@@ -7,15 +7,23 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 use tract_onnx::tract_core::plan::SimpleState;
-use tract_onnx::tract_core::transform::get_transform;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::contract::{resolve_input, resolve_output, Contract, GraphOutput};
+use super::contract::{resolve_input, resolve_output, Contract, GraphOutput, InputSpec};
+use super::precision::{int8_companion, Resolved};
 use super::sidecar::{Layout, OutputKind, Sidecar};
 use super::Precision;
 use crate::error::{Error, Result};
 use crate::platform::CpuInfo;
 use crate::pose::Heatmaps;
+
+/// Time spent in one kind of op during an inference (see [`PoseModel::profile`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpTime {
+    pub op: String,
+    pub ms: f64,
+    pub nodes: usize,
+}
 
 /// A loaded, optimized pose network and its resolved contract.
 pub struct PoseModel {
@@ -39,34 +47,109 @@ impl PoseModel {
         Self::load_with_precision(path, sidecar, Precision::F32)
     }
 
-    /// Like [`PoseModel::load`], computing in `precision` (`auto` is resolved for this CPU).
+    /// Like [`PoseModel::load`], computing in `precision`: `auto` is resolved for this CPU, and
+    /// `int8` runs the model itself when it is quantized, else its int8 companion.
     pub fn load_with_precision(
         path: &Path,
         sidecar: Option<&Path>,
         precision: Precision,
     ) -> Result<Self> {
-        let (contract, mut model) = Self::resolve(path, sidecar)?;
         let cpu = CpuInfo::detect();
-        let requested = precision;
-        let (precision, why) = precision.resolve(&cpu);
-        match (requested, precision) {
-            (Precision::F32, _) => tracing::debug!("{}: precision f32: {why}", path.display()),
-            (_, Precision::F16) if !cpu.tract_fp16_kernels => {
-                tracing::warn!("{}: {why}", path.display())
+        let resolved = precision.resolve(&cpu);
+        let companion = int8_companion(path);
+        match resolved {
+            Resolved::Fixed(Precision::Int8, why) => {
+                if Self::is_quantized_file(path) {
+                    tracing::info!("{}: precision int8: {why}", path.display());
+                    return Self::build(path, sidecar, Precision::Int8);
+                }
+                if !companion.is_file() {
+                    return Err(Error::model(
+                        path,
+                        format!(
+                            "precision int8 needs an int8 model and there is none at {}; make one \
+                             with `hgpose quantize {} --calib IMAGES`, or pick --precision f32",
+                            companion.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+                tracing::info!(
+                    "{}: precision int8: {why}; running its int8 companion {}",
+                    path.display(),
+                    companion.display()
+                );
+                let sidecar = Self::companion_sidecar(path, sidecar, &companion);
+                Self::build(&companion, sidecar.as_deref(), Precision::Int8)
             }
-            _ => tracing::info!("{}: precision {precision:?}: {why}", path.display()),
+            Resolved::Fixed(p, why) => {
+                match p {
+                    Precision::F32 => tracing::debug!("{}: precision f32: {why}", path.display()),
+                    Precision::F16 if !cpu.tract_fp16_kernels => {
+                        tracing::warn!("{}: {why}", path.display())
+                    }
+                    _ => tracing::info!("{}: precision {p:?}: {why}", path.display()),
+                }
+                Self::build(path, sidecar, p)
+            }
+            Resolved::FasterOfF32AndInt8(why) => {
+                if !companion.is_file() || Self::is_quantized_file(path) {
+                    tracing::info!(
+                        "{}: precision auto: {why}; no int8 companion at {}, so f32",
+                        path.display(),
+                        companion.display()
+                    );
+                    return Self::build(path, sidecar, Precision::F32);
+                }
+                let f32_model = Self::build(path, sidecar, Precision::F32)?;
+                let companion_sidecar = Self::companion_sidecar(path, sidecar, &companion);
+                let int8_model =
+                    match Self::build(&companion, companion_sidecar.as_deref(), Precision::Int8) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(
+                                "precision auto: the int8 companion does not load ({e}); f32"
+                            );
+                            return Ok(f32_model);
+                        }
+                    };
+                faster_of(f32_model, int8_model, &why)
+            }
         }
-        if precision == Precision::F16 {
-            model = model
-                .into_decluttered()
-                .and_then(|mut m| {
-                    let f16 = get_transform("f32_to_f16")?
-                        .ok_or_else(|| anyhow::anyhow!("tract has no f32_to_f16 transform"))?;
-                    m.transform(&*f16)?;
-                    Ok(m)
-                })
-                .map_err(|e| Error::model(path, format!("cannot convert it to f16: {e:#}")))?;
-        }
+    }
+
+    /// The sidecar for a companion model: the one asked for, else the companion's own, else the
+    /// float model's (the quantizer keeps inputs and outputs as they were).
+    fn companion_sidecar(path: &Path, sidecar: Option<&Path>, companion: &Path) -> Option<PathBuf> {
+        sidecar
+            .map(Path::to_path_buf)
+            .or_else(|| Some(companion.with_extension("toml")).filter(|p| p.is_file()))
+            .or_else(|| Some(path.with_extension("toml")).filter(|p| p.is_file()))
+    }
+
+    /// True when the ONNX file holds integer convolutions or matrix products (a quantized export).
+    pub fn is_quantized_file(path: &Path) -> bool {
+        const INTEGER_OPS: [&str; 4] = [
+            "QLinearConv",
+            "ConvInteger",
+            "QLinearMatMul",
+            "MatMulInteger",
+        ];
+        let Ok(proto) = tract_onnx::onnx().proto_model_for_path(path) else {
+            return false;
+        };
+        proto.graph.as_ref().is_some_and(|g| {
+            g.node
+                .iter()
+                .any(|n| INTEGER_OPS.contains(&n.op_type.as_str()))
+        })
+    }
+
+    /// Loads, converts and optimizes `path` to run in the concrete `precision`.
+    fn build(path: &Path, sidecar: Option<&Path>, precision: Precision) -> Result<Self> {
+        let (contract, mut model) = Self::resolve(path, sidecar)?;
+        // f32 -> f16 for f16; an f16 artefact back to f32 for f32; nothing converted twice.
+        model = super::nnef::to_precision(path, model, precision)?;
         let optimized = model
             .into_optimized()
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
@@ -75,11 +158,12 @@ impl PoseModel {
             .map_err(|e| Error::model(path, format!("tract cannot plan it: {e:#}")))?;
         let state = SimpleState::new(&plan).map_err(|e| Error::model(path, format!("{e:#}")))?;
         let shape = contract.input.shape();
-        let dt = if precision == Precision::F16 {
-            DatumType::F16
-        } else {
-            DatumType::F32
-        };
+        // The graph's own input type: f16 artefacts computed in f16 take f16, int8 graphs f32.
+        let dt = plan
+            .model()
+            .input_fact(0)
+            .map_err(|e| Error::model(path, e))?
+            .datum_type;
         let input = Arc::new(Tensor::zero_dt(dt, &shape).map_err(|e| Error::model(path, e))?);
         let staging = vec![0.0; shape.iter().product()];
         Ok(PoseModel {
@@ -93,18 +177,69 @@ impl PoseModel {
         })
     }
 
+    /// Where one inference's time goes: per kind of optimized op (`OptMatMul`, `Im2col`, ...),
+    /// total milliseconds over `runs` runs divided by `runs`, and how many nodes of that kind
+    /// there are; largest first.
+    pub fn profile(&mut self, runs: usize) -> Result<Vec<OpTime>> {
+        let runs = runs.max(1);
+        let mut by_op: std::collections::BTreeMap<
+            String,
+            (f64, std::collections::BTreeSet<usize>),
+        > = Default::default();
+        for _ in 0..runs {
+            self.load_input()?;
+            let input = tvec!(TValue::from_const(self.input.clone()));
+            self.state
+                .run_plan_with_eval(input, |ctx, state, node, inputs| {
+                    let t = std::time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                    let entry = by_op.entry(node.op().name().to_string()).or_default();
+                    entry.0 += t.elapsed().as_secs_f64() * 1e3;
+                    entry.1.insert(node.id);
+                    out
+                })
+                .map_err(|e| Error::Inference(format!("{}: {e:#}", self.path.display())))?;
+        }
+        let mut ops: Vec<OpTime> = by_op
+            .into_iter()
+            .map(|(op, (ms, nodes))| OpTime {
+                op,
+                ms: ms / runs as f64,
+                nodes: nodes.len(),
+            })
+            .collect();
+        ops.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(ops)
+    }
+
+    /// Median milliseconds of `runs` inferences on the current input (after one warm-up run).
+    pub fn time_inference(&mut self, runs: usize) -> Result<f64> {
+        let mut heatmaps = Heatmaps::zeros(0, 0, 0);
+        self.run(&mut heatmaps)?;
+        let mut times: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let t = std::time::Instant::now();
+                self.run(&mut heatmaps)
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_>>()?;
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    }
+
     /// Reads the graph and the sidecar and resolves the contract, without optimizing (cheap enough
     /// for `hgpose info`). Returns the typed model pruned to the one output hgpose reads.
     pub fn resolve(path: &Path, sidecar: Option<&Path>) -> Result<(Contract, TypedModel)> {
-        if !path.is_file() {
+        let nnef = super::nnef::is_nnef(path);
+        if !(path.is_file() || nnef && path.is_dir()) {
             return Err(Error::model(
                 path,
-                "no such file; pass --model with a stacked-hourglass .onnx export",
+                "no such file; pass --model with a stacked-hourglass .onnx export (or an `hgpose export` .nnef.tgz)",
             ));
         }
         let sidecar_path = match sidecar {
             Some(p) => Some(p.to_path_buf()),
-            None => Some(path.with_extension("toml")).filter(|p| p.is_file()),
+            None => Some(Sidecar::path_for(path)).filter(|p| p.is_file()),
         };
         let sidecar = sidecar_path.as_deref().map(Sidecar::load).transpose()?;
         let side = sidecar_path.as_deref().zip(sidecar.as_ref());
@@ -112,55 +247,14 @@ impl PoseModel {
         if side.is_none() {
             assumptions.push(format!(
                 "no sidecar {}: what the graph does not say is assumed",
-                path.with_extension("toml").display()
+                Sidecar::path_for(path).display()
             ));
         }
-
-        let mut model = tract_onnx::onnx().model_for_path(path).map_err(|e| {
-            Error::model(path, format!("not a readable ONNX model ({e:#}); hgpose loads ONNX exports, opset 13 or later"))
-        })?;
-        let inputs = model
-            .input_outlets()
-            .map_err(|e| Error::model(path, e))?
-            .to_vec();
-        if inputs.len() != 1 {
-            return Err(Error::model(
-                path,
-                format!(
-                    "the graph has {} inputs; a pose network takes one image",
-                    inputs.len()
-                ),
-            ));
-        }
-        let input_name = model.node(inputs[0].node).name.clone();
-        let fact = model.input_fact(0).map_err(|e| Error::model(path, e))?;
-        if fact.shape.is_open() {
-            return Err(Error::model(
-                path,
-                format!(
-                    "input {input_name:?} has no declared rank; export it with a fixed 4-D shape"
-                ),
-            ));
-        }
-        let dims: Vec<Option<usize>> = fact
-            .shape
-            .dims()
-            .map(|d| d.concretize().and_then(|d| d.to_usize().ok()))
-            .collect();
-        let input = resolve_input(path, &input_name, &dims, side, &mut assumptions)?;
-
-        model
-            .set_input_fact(0, f32::fact(input.shape()).into())
-            .map_err(|e| Error::model(path, format!("cannot set the input shape: {e:#}")))?;
-        let mut typed = model.into_typed().map_err(|e| {
-            Error::model(
-                path,
-                format!(
-                    "tract cannot analyse the graph for input {:?}: {e:#}",
-                    input.shape()
-                ),
-            )
-        })?;
+        let (input, mut typed) = if nnef {
+            super::nnef::read(path, side, &mut assumptions)?
+        } else {
+            Self::read_onnx(path, side, &mut assumptions)?
+        };
         let outlets = typed
             .output_outlets()
             .map_err(|e| Error::model(path, e))?
@@ -201,6 +295,61 @@ impl PoseModel {
             assumptions,
         };
         Ok((contract, typed))
+    }
+
+    /// The ONNX half of [`PoseModel::resolve`]: reads the graph, resolves the input and types the
+    /// graph for that input.
+    fn read_onnx(
+        path: &Path,
+        side: Option<(&Path, &Sidecar)>,
+        assumptions: &mut Vec<String>,
+    ) -> Result<(InputSpec, TypedModel)> {
+        let mut model = tract_onnx::onnx().model_for_path(path).map_err(|e| {
+            Error::model(path, format!("not a readable ONNX model ({e:#}); hgpose loads ONNX exports, opset 13 or later"))
+        })?;
+        let inputs = model
+            .input_outlets()
+            .map_err(|e| Error::model(path, e))?
+            .to_vec();
+        if inputs.len() != 1 {
+            return Err(Error::model(
+                path,
+                format!(
+                    "the graph has {} inputs; a pose network takes one image",
+                    inputs.len()
+                ),
+            ));
+        }
+        let input_name = model.node(inputs[0].node).name.clone();
+        let fact = model.input_fact(0).map_err(|e| Error::model(path, e))?;
+        if fact.shape.is_open() {
+            return Err(Error::model(
+                path,
+                format!(
+                    "input {input_name:?} has no declared rank; export it with a fixed 4-D shape"
+                ),
+            ));
+        }
+        let dims: Vec<Option<usize>> = fact
+            .shape
+            .dims()
+            .map(|d| d.concretize().and_then(|d| d.to_usize().ok()))
+            .collect();
+        let input = resolve_input(path, &input_name, &dims, side, assumptions)?;
+
+        model
+            .set_input_fact(0, f32::fact(input.shape()).into())
+            .map_err(|e| Error::model(path, format!("cannot set the input shape: {e:#}")))?;
+        let typed = model.into_typed().map_err(|e| {
+            Error::model(
+                path,
+                format!(
+                    "tract cannot analyse the graph for input {:?}: {e:#}",
+                    input.shape()
+                ),
+            )
+        })?;
+        Ok((input, typed))
     }
 
     pub fn contract(&self) -> &Contract {
@@ -344,4 +493,21 @@ impl PoseModel {
             }
         }
     }
+}
+
+/// `auto` between f32 and int8: times both on this CPU (a few runs each) and keeps the faster.
+fn faster_of(mut f32_model: PoseModel, mut int8_model: PoseModel, why: &str) -> Result<PoseModel> {
+    const RUNS: usize = 3;
+    let f32_ms = f32_model.time_inference(RUNS)?;
+    let int8_ms = int8_model.time_inference(RUNS)?;
+    let (kept, name) = if int8_ms < f32_ms {
+        (int8_model, "int8")
+    } else {
+        (f32_model, "f32")
+    };
+    tracing::info!(
+        "{}: precision auto: {why}; timed here: int8 {int8_ms:.1} ms, f32 {f32_ms:.1} ms per frame, so {name}",
+        kept.path.display()
+    );
+    Ok(kept)
 }

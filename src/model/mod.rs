@@ -4,6 +4,7 @@
 mod contract;
 mod engine;
 mod joints;
+mod nnef;
 mod precision;
 mod sidecar;
 mod threads;
@@ -11,8 +12,9 @@ mod threads;
 pub use contract::{
     resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec,
 };
-pub use engine::PoseModel;
+pub use engine::{OpTime, PoseModel};
 pub use joints::JointSet;
-pub use precision::Precision;
+pub use nnef::{contract_sidecar, export, is_nnef, Exported, WeightStorage};
+pub use precision::{int8_companion, Precision, Resolved};
 pub use sidecar::{ChannelOrder, Layout, NormalizeKind, OutputKind, Sidecar};
 pub use threads::{available_cores, use_inference_threads};

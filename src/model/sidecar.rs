@@ -1,13 +1,14 @@
-//! The TOML sidecar that sits next to a model (`model.onnx` -> `model.toml`) and states what the
-//! graph alone cannot: normalization, channel order, joint names. Every field is optional; what is
-//! absent is inferred from the graph or assumed (and the assumption is reported).
+//! The TOML sidecar that sits next to a model (`model.onnx` -> `model.toml`, `model.nnef.tgz` ->
+//! `model.nnef.toml`) and states what the graph alone cannot: normalization, channel order, joint
+//! names. Every field is optional; what is absent is inferred from the graph or assumed (and the
+//! assumption is reported). `hgpose export` writes one with every field stated.
 
-use serde::Deserialize;
-use std::path::Path;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Sidecar {
     #[serde(default)]
@@ -18,38 +19,58 @@ pub struct Sidecar {
     pub joints: JointsSection,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InputSection {
     /// `[height, width]` of the network input.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<[usize; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<ChannelOrder>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<NormalizeKind>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "short_floats"
+    )]
     pub mean: Option<[f32; 3]>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "short_floats"
+    )]
     pub std: Option<[f32; 3]>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<OutputKind>,
     /// Which stack to read: 0-based, negative counts from the last (-1 = last).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<i64>,
     /// Layout of the heatmaps themselves (`NCHW`: joints before rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
     /// Output name to read when the graph has several non-stack outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JointsSection {
     /// A known set (`mpii16`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub set: Option<String>,
     /// Custom joint names, in channel order.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub edges: Option<Vec<[usize; 2]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flip_pairs: Option<Vec<[usize; 2]>>,
 }
 
@@ -112,6 +133,18 @@ impl Sidecar {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::contract(path, format!("cannot read it: {e}")))?;
         Self::parse(&text, path)
+    }
+
+    /// Where the sidecar of `model` is looked for when none is named: only the last extension is
+    /// replaced, so `m.onnx` -> `m.toml` and `m.nnef.tgz` -> `m.nnef.toml` (loader and writer agree).
+    pub fn path_for(model: &Path) -> PathBuf {
+        model.with_extension("toml")
+    }
+
+    /// The sidecar as TOML text ([`Sidecar::parse`] reads it back to an equal value).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self)
+            .map_err(|e| Error::InvalidArgument(format!("cannot write the sidecar as TOML: {e}")))
     }
 
     /// Checks the fields that must agree with each other, naming the key at fault.
@@ -188,6 +221,13 @@ impl Sidecar {
     }
 }
 
+/// Writes `[f32; 3]` with the shortest decimals that read back to the same f32 (`0.485`, not the
+/// f64 widening `0.48500001430511475`).
+fn short_floats<S: serde::Serializer>(v: &Option<[f32; 3]>, s: S) -> Result<S::Ok, S::Error> {
+    let short = v.map(|a| a.map(|x| x.to_string().parse::<f64>().unwrap_or(x as f64)));
+    short.serialize(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +285,14 @@ mod tests {
             assert!(err.contains(key), "{text:?} gave {err}");
             assert!(err.contains("m.toml"), "{err}");
         }
+    }
+
+    #[test]
+    fn sidecar_path_replaces_only_the_last_extension() {
+        let path = |p: &str| Sidecar::path_for(Path::new(p));
+        assert_eq!(path("m/a.onnx"), Path::new("m/a.toml"));
+        assert_eq!(path("m/a.nnef.tgz"), Path::new("m/a.nnef.toml"));
+        assert_eq!(path("m/a.nnef.tar"), Path::new("m/a.nnef.toml"));
     }
 
     #[test]

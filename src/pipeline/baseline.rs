@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
+use crate::platform::python::{models_dir, python};
 
 /// What the baseline script reports (milliseconds).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,22 +24,13 @@ pub struct OrtReport {
     pub p90_ms: f64,
     pub max_ms: f64,
     pub runs: usize,
-}
-
-/// The Python that has onnxruntime: $HGPOSE_PYTHON, else the repository's .venv, else python3.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("HGPOSE_PYTHON") {
-        return p.into();
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if venv.is_file() {
-        return venv;
-    }
-    "python3".into()
+    /// The file timed (hgpose fills it in: the float model, or its int8 companion).
+    #[serde(default)]
+    pub model: String,
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/hourglass/ort_bench.py")
+    models_dir().join("hourglass/ort_bench.py")
 }
 
 /// Times `model` on ONNX Runtime with `threads` threads.
@@ -64,6 +56,8 @@ pub fn ort_baseline(model: &Path, threads: usize, warmup: usize, runs: usize) ->
         let last = stderr.lines().last().unwrap_or("").to_string();
         return Err(unavailable(last));
     }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| unavailable(format!("unexpected output from the baseline script: {e}")))
+    let mut report: OrtReport = serde_json::from_slice(&out.stdout)
+        .map_err(|e| unavailable(format!("unexpected output from the baseline script: {e}")))?;
+    report.model = model.display().to_string();
+    Ok(report)
 }

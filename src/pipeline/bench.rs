@@ -35,6 +35,9 @@ pub struct BenchReport {
     pub gmac_per_s: f64,
     /// Peak resident memory while loading and running this configuration (MiB), when measurable.
     pub peak_rss_mib: Option<f64>,
+    /// Where inference time goes, per kind of op (only when asked for: `--profile`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<crate::model::OpTime>,
 }
 
 /// How close a precision's keypoints are to f32's on the same frames.
@@ -67,6 +70,7 @@ pub fn run(
     options: EstimatorOptions,
     warmup: usize,
     runs: usize,
+    profile: bool,
 ) -> Result<BenchReport> {
     let memory_measurable = crate::platform::memory::reset_peak();
     let t = Instant::now();
@@ -89,12 +93,17 @@ pub fn run(
     let peak_rss_mib = crate::platform::memory::rss_kib()
         .filter(|_| memory_measurable)
         .map(|(_, peak)| peak as f64 / 1024.0);
+    let profile = if profile {
+        estimator.model_mut().profile(runs)?
+    } else {
+        Vec::new()
+    };
     Ok(BenchReport {
         threads: tract_threads(),
         gmacs,
         gmac_per_s: gmacs / (median_inference_ms / 1e3),
         peak_rss_mib,
-        model: model.display().to_string(),
+        model: estimator.model().path().display().to_string(),
         cold_start_ms,
         warmup,
         runs,
@@ -107,6 +116,7 @@ pub fn run(
         median_decode_ms: quantile(&dec, 0.5),
         precision: estimator.model().precision(),
         kernels: estimator.model().kernels(),
+        profile,
     })
 }
 
@@ -127,15 +137,45 @@ pub fn agreement(
     frames: &[RgbImage],
     options: EstimatorOptions,
 ) -> Result<Agreement> {
-    let mut reference = Estimator::load(
-        model,
-        sidecar,
+    let reference = Estimator::load(model, sidecar, f32_options(options))?;
+    let other = Estimator::load(model, sidecar, options)?;
+    agreement_between(reference, other, frames)
+}
+
+/// Like [`agreement`], for a second model file (an int8 model made from `model`).
+pub fn agreement_of_models(
+    model: &Path,
+    sidecar: Option<&Path>,
+    other: &Path,
+    frames: &[RgbImage],
+    options: EstimatorOptions,
+) -> Result<Agreement> {
+    let reference = Estimator::load(model, sidecar, f32_options(options))?;
+    let other = Estimator::load(
+        other,
+        None,
         EstimatorOptions {
-            precision: crate::model::Precision::F32,
+            precision: crate::model::Precision::Int8,
             ..options
         },
     )?;
-    let mut other = Estimator::load(model, sidecar, options)?;
+    agreement_between(reference, other, frames)
+}
+
+fn f32_options(options: EstimatorOptions) -> EstimatorOptions {
+    EstimatorOptions {
+        precision: crate::model::Precision::F32,
+        ..options
+    }
+}
+
+/// Share of `other`'s joints within 5% of the crop size of `reference`'s, and the worst heatmap
+/// difference relative to the reference's peak.
+fn agreement_between(
+    mut reference: Estimator,
+    mut other: Estimator,
+    frames: &[RgbImage],
+) -> Result<Agreement> {
     let (mut within, mut joints, mut worst) = (0usize, 0usize, 0f64);
     for frame in frames {
         let a = reference.estimate(frame, None)?;

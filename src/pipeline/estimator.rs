@@ -94,6 +94,11 @@ impl Estimator {
         &self.model
     }
 
+    /// The model, to time or profile it on the last frame's input.
+    pub fn model_mut(&mut self) -> &mut PoseModel {
+        &mut self.model
+    }
+
     /// The heatmaps of the last frame (flip-averaged when the flip test is on).
     pub fn heatmaps(&self) -> &Heatmaps {
         &self.heatmaps

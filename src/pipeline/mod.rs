@@ -5,6 +5,7 @@ pub mod bench;
 pub mod board;
 mod estimator;
 pub mod latest;
+pub mod quantize;
 pub mod run;
 
 pub use estimator::{Estimate, Estimator, EstimatorOptions};

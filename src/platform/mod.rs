@@ -5,6 +5,7 @@ mod cpu;
 mod devices;
 mod doctor;
 pub mod memory;
+pub mod python;
 
 pub use cpu::CpuInfo;
 pub use devices::{list_devices, DeviceNode};

@@ -1,0 +1,166 @@
+//! int8 end to end: `hgpose quantize` turns the bundled float model into a QLinearConv model that
+//! tract runs on its integer kernels; `--precision int8` finds it beside the float model, `auto`
+//! times both, and a missing int8 model is named with the command that makes it.
+//!
+//! `quantize` runs the Python model tooling (onnx, onnxruntime), which the README's test command
+//! and `.ci/run` install.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn hgpose(args: &[&str], log: &str) -> Output {
+    hgpose_command()
+        .args(args)
+        .env("HGPOSE_LOG", log)
+        .output()
+        .expect("cannot start hgpose")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The bundled model and its sidecar, copied into a scratch folder.
+fn bundled_model_in(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    for name in ["hourglass.onnx", "hourglass.toml"] {
+        std::fs::copy(root.join(name), dir.join(name)).unwrap();
+    }
+    dir.join("hourglass.onnx")
+}
+
+#[test]
+fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
+    let dir = scratch("int8-quantize");
+    let model = bundled_model_in(&dir);
+    let model_arg = model.to_str().unwrap();
+    let samples = sample("astronaut.jpg");
+    let samples = samples.to_str().unwrap();
+    let out = hgpose(
+        &[
+            "quantize", "--model", model_arg, "--calib", samples, "--check", samples,
+        ],
+        "warn",
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stdout, text(&out.stderr));
+    assert!(dir.join("hourglass.int8.onnx").is_file(), "{stdout}");
+    assert!(
+        dir.join("hourglass.int8.toml").is_file(),
+        "the sidecar is not carried over"
+    );
+    assert!(stdout.contains("QLinearConv"), "{stdout}");
+    let kernels = stdout
+        .lines()
+        .find(|l| l.starts_with("kernels on this CPU"))
+        .unwrap_or_default();
+    assert!(
+        kernels.contains("i32"),
+        "no integer matmul kernel: {stdout}"
+    );
+    // Quantization noise, not another network: on the calibration photo most joints stay put.
+    let check = stdout
+        .lines()
+        .find(|l| l.starts_with("held-out check"))
+        .unwrap_or_else(|| panic!("no agreement line: {stdout}"));
+    let share: f64 = check
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {check}"));
+    assert!(share >= 75.0, "{check}");
+
+    // --precision int8 on the float model runs its companion.
+    let image = sample("astronaut.jpg");
+    let out = hgpose(
+        &[
+            "infer",
+            "--model",
+            model_arg,
+            "--precision",
+            "int8",
+            image.to_str().unwrap(),
+        ],
+        "hgpose=info",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("hourglass.int8.onnx"),
+        "{}",
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["keypoints"].as_array().unwrap().len(), 16);
+
+    // auto times f32 against int8 here (this CPU has no native fp16 arithmetic in tract) or
+    // takes f16 (Pi 5 class CPUs).
+    let out = hgpose(
+        &[
+            "infer",
+            "--model",
+            model_arg,
+            "--precision",
+            "auto",
+            image.to_str().unwrap(),
+        ],
+        "hgpose=info",
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("timed here: int8") || stderr.contains("precision F16"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn int8_without_a_quantized_model_says_how_to_make_one() {
+    let dir = scratch("int8-missing");
+    let model = bundled_model_in(&dir);
+    let image = sample("astronaut.jpg");
+    let out = hgpose(
+        &[
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--precision",
+            "int8",
+            image.to_str().unwrap(),
+        ],
+        "warn",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("hourglass.int8.onnx"), "{stderr}");
+    assert!(stderr.contains("hgpose quantize"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn quantize_without_calibration_images_is_refused() {
+    let dir = scratch("int8-nocalib");
+    let model = bundled_model_in(&dir);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = hgpose(
+        &[
+            "quantize",
+            "--model",
+            model.to_str().unwrap(),
+            "--calib",
+            empty.to_str().unwrap(),
+        ],
+        "warn",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("calibration"), "{stderr}");
+    assert!(!dir.join("hourglass.int8.onnx").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

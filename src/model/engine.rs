@@ -150,9 +150,17 @@ impl PoseModel {
         let (contract, mut model) = Self::resolve(path, sidecar)?;
         // f32 -> f16 for f16; an f16 artefact back to f32 for f32; nothing converted twice.
         model = super::nnef::to_precision(path, model, precision)?;
-        let optimized = model
+        let mut optimized = model
             .into_optimized()
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
+        let swapped = super::fast_quantize::swap_in(&mut optimized)
+            .map_err(|e| Error::model(path, format!("{e:#}")))?;
+        if swapped > 0 {
+            tracing::debug!(
+                "{}: {swapped} requantizations run vectorized",
+                path.display()
+            );
+        }
         let plan = optimized
             .into_runnable()
             .map_err(|e| Error::model(path, format!("tract cannot plan it: {e:#}")))?;

@@ -74,6 +74,25 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
         .unwrap_or_else(|| panic!("cannot read {check}"));
     assert!(share >= 75.0, "{check}");
 
+    // The quantized file given as the model runs in int8 whatever precision is asked.
+    let int8_model = dir.join("hourglass.int8.onnx");
+    let out = hgpose(
+        &[
+            "bench",
+            "--model",
+            int8_model.to_str().unwrap(),
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        "warn",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["precision"], "int8");
+
     // --precision int8 on the float model runs its companion.
     let image = sample("astronaut.jpg");
     let out = hgpose(

@@ -148,6 +148,26 @@ impl PoseModel {
     /// Loads, converts and optimizes `path` to run in the concrete `precision`.
     fn build(path: &Path, sidecar: Option<&Path>, precision: Precision) -> Result<Self> {
         let (contract, mut model) = Self::resolve(path, sidecar)?;
+        // A quantized graph computes in int8 whatever was asked: say so, and convert nothing.
+        let quantized = model.nodes().iter().any(|n| {
+            n.outputs.iter().any(|o| {
+                matches!(
+                    o.fact.datum_type.unquantized(),
+                    DatumType::U8 | DatumType::I8
+                )
+            })
+        });
+        let precision = match precision {
+            Precision::Int8 => Precision::Int8,
+            _ if quantized => {
+                tracing::info!(
+                    "{}: an int8 (quantized) model: it runs in int8, not {precision:?}",
+                    path.display()
+                );
+                Precision::Int8
+            }
+            p => p,
+        };
         // f32 -> f16 for f16; an f16 artefact back to f32 for f32; nothing converted twice.
         model = super::nnef::to_precision(path, model, precision)?;
         let mut optimized = model

@@ -175,9 +175,11 @@ impl PoseModel {
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
         let swapped = super::fast_quantize::swap_in(&mut optimized)
             .map_err(|e| Error::model(path, format!("{e:#}")))?;
-        if swapped > 0 {
+        let pools = super::fast_pool::swap_in(&mut optimized)
+            .map_err(|e| Error::model(path, format!("{e:#}")))?;
+        if swapped + pools > 0 {
             tracing::debug!(
-                "{}: {swapped} requantizations run vectorized",
+                "{}: {swapped} requantizations and {pools} max pools run on hgpose's vectorized ops",
                 path.display()
             );
         }

@@ -115,6 +115,30 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["keypoints"].as_array().unwrap().len(), 16);
 
+    // One inference split over two threads computes what one thread does, in both precisions
+    // (hgpose's own ops split channel planes and elements over tract's executor).
+    for precision in ["f32", "int8"] {
+        let keypoints = |threads: &str| {
+            let out = hgpose(
+                &[
+                    "infer",
+                    "--model",
+                    model_arg,
+                    "--precision",
+                    precision,
+                    "--threads",
+                    threads,
+                    image.to_str().unwrap(),
+                ],
+                "warn",
+            );
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["keypoints"].clone()
+        };
+        assert_eq!(keypoints("1"), keypoints("2"), "{precision}");
+    }
+
     // auto times f32 against int8 here (this CPU has no native fp16 arithmetic in tract) or
     // takes f16 (Pi 5 class CPUs).
     let out = hgpose(

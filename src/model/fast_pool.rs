@@ -49,8 +49,9 @@ fn pool<T: Datum + Copy + PartialOrd>(input: &Tensor) -> TractResult<Tensor> {
     let plane = oh * ow;
     if plane > 0 {
         tract_linalg::multithread::par_chunks_mut(ys, plane, ys.len(), |first, chunk| {
+            // `first` counts planes (rows of `plane` elements), not elements.
             for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
-                let p = first / plane + i;
+                let p = first + i;
                 pool_plane(&xs[p * h * w..(p + 1) * h * w], w, out);
             }
             Ok(())
@@ -186,20 +187,37 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tensors_pool_per_plane() {
-        let x: Vec<u8> = (0..2 * 3 * 4 * 6).map(|i| (i * 29 % 251) as u8).collect();
-        let input = Tensor::from_shape(&[2, 3, 4, 6], &x).unwrap();
+    /// Pools a [2, 24, 32, 34] u8 tensor and checks every plane against the reference.
+    fn check_tensor_pooling() {
+        let (n, c, h, w) = (2, 24, 32, 34);
+        let x: Vec<u8> = (0..n * c * h * w).map(|i| (i * 29 % 251) as u8).collect();
+        let input = Tensor::from_shape(&[n, c, h, w], &x).unwrap();
         let out = FastMaxPool2x2
             .eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
             .unwrap();
-        assert_eq!(out[0].shape(), &[2, 3, 2, 3]);
+        assert_eq!(out[0].shape(), &[n, c, h / 2, w / 2]);
         let ys = out[0].try_as_plain_ram().unwrap();
         let ys = ys.as_slice::<u8>().unwrap();
-        for p in 0..6 {
-            let plane: Vec<f32> = x[p * 24..(p + 1) * 24].iter().map(|v| *v as f32).collect();
-            let want: Vec<u8> = reference(&plane, 4, 6).iter().map(|v| *v as u8).collect();
-            assert_eq!(&ys[p * 6..(p + 1) * 6], &want[..]);
+        let (hw, ohw) = (h * w, (h / 2) * (w / 2));
+        for p in 0..n * c {
+            let plane: Vec<f32> = x[p * hw..(p + 1) * hw].iter().map(|v| *v as f32).collect();
+            let want: Vec<u8> = reference(&plane, h, w).iter().map(|v| *v as u8).collect();
+            assert_eq!(&ys[p * ohw..(p + 1) * ohw], &want[..], "plane {p}");
         }
+    }
+
+    #[test]
+    fn tensors_pool_per_plane_on_one_thread() {
+        check_tensor_pooling();
+    }
+
+    #[test]
+    fn tensors_pool_per_plane_split_over_threads() {
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
+        // The planes are split into chunks only above tract's element threshold.
+        let previous = tract_linalg::multithread::current_threading_element_threshold();
+        tract_linalg::multithread::set_threading_element_threshold(1);
+        multithread_tract_scope(Executor::multithread(2), check_tensor_pooling);
+        tract_linalg::multithread::set_threading_element_threshold(previous);
     }
 }

@@ -7,18 +7,6 @@ use common::*;
 use std::path::Path;
 use std::process::Output;
 
-fn hgpose(args: &[&str]) -> Output {
-    hgpose_command()
-        .args(args)
-        .env("HGPOSE_LOG", "warn")
-        .output()
-        .expect("run hgpose")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Asserts a clean failure: non-zero exit, no panic, and an error that mentions every `needle`.
 fn assert_fails_with(out: &Output, needles: &[&str]) {
     let stderr = text(&out.stderr);

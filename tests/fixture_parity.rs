@@ -19,17 +19,6 @@ fn run(model: &Path, sidecar: &Path, input: &[f32]) -> Heatmaps {
     out
 }
 
-/// NCHW [1,3,H,W] values to NHWC.
-fn to_nhwc(nchw: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let mut out = vec![0.0; nchw.len()];
-    for c in 0..3 {
-        for i in 0..h * w {
-            out[i * 3 + c] = nchw[c * h * w + i];
-        }
-    }
-    out
-}
-
 fn check_all_stacks(model: &str, sidecar_base: &str, input: &[f32], reference: &str, dir: &Path) {
     let (shape, expected) = read_npy(reference);
     let stacks = shape[0];

@@ -9,19 +9,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-fn hgpose(args: &[&str], log: &str) -> Output {
-    hgpose_command()
-        .args(args)
-        .env("HGPOSE_LOG", log)
-        .output()
-        .expect("cannot start hgpose")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// The bundled model and its sidecar, copied into a scratch folder.
 fn bundled_model_in(dir: &Path) -> PathBuf {
@@ -39,7 +26,7 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
     let model_arg = model.to_str().unwrap();
     let samples = sample("astronaut.jpg");
     let samples = samples.to_str().unwrap();
-    let out = hgpose(
+    let out = hgpose_logging(
         &[
             "quantize", "--model", model_arg, "--calib", samples, "--check", samples,
         ],
@@ -76,7 +63,7 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
 
     // The quantized file given as the model runs in int8 whatever precision is asked.
     let int8_model = dir.join("hourglass.int8.onnx");
-    let out = hgpose(
+    let out = hgpose_logging(
         &[
             "bench",
             "--model",
@@ -95,7 +82,7 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
 
     // --precision int8 on the float model runs its companion.
     let image = sample("astronaut.jpg");
-    let out = hgpose(
+    let out = hgpose_logging(
         &[
             "infer",
             "--model",
@@ -119,7 +106,7 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
     // (hgpose's own ops split channel planes and elements over tract's executor).
     for precision in ["f32", "int8"] {
         let keypoints = |threads: &str| {
-            let out = hgpose(
+            let out = hgpose_logging(
                 &[
                     "infer",
                     "--model",
@@ -141,7 +128,7 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
 
     // auto times f32 against int8 here (this CPU has no native fp16 arithmetic in tract) or
     // takes f16 (Pi 5 class CPUs).
-    let out = hgpose(
+    let out = hgpose_logging(
         &[
             "infer",
             "--model",
@@ -166,7 +153,7 @@ fn int8_without_a_quantized_model_says_how_to_make_one() {
     let dir = scratch("int8-missing");
     let model = bundled_model_in(&dir);
     let image = sample("astronaut.jpg");
-    let out = hgpose(
+    let out = hgpose_logging(
         &[
             "infer",
             "--model",
@@ -191,7 +178,7 @@ fn quantize_without_calibration_images_is_refused() {
     let model = bundled_model_in(&dir);
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = hgpose(
+    let out = hgpose_logging(
         &[
             "quantize",
             "--model",

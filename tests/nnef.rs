@@ -8,7 +8,6 @@ use common::*;
 use hgpose::model::{export, Contract, Exported, PoseModel, Precision, WeightStorage};
 use hgpose::pose::Heatmaps;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 /// f32 artefact vs its ONNX source on the same input (tract runs the same decluttered graph).
 const F32_TOLERANCE: f32 = 1e-5;
@@ -70,17 +69,6 @@ fn argmaxes(h: &Heatmaps) -> Vec<usize> {
 
 fn value_range(v: &[f32]) -> f32 {
     v.iter().fold(f32::MIN, |a, b| a.max(*b)) - v.iter().fold(f32::MAX, |a, b| a.min(*b))
-}
-
-/// NCHW [1,3,H,W] values to NHWC.
-fn to_nhwc(nchw: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let mut out = vec![0.0; nchw.len()];
-    for c in 0..3 {
-        for i in 0..h * w {
-            out[i * 3 + c] = nchw[c * h * w + i];
-        }
-    }
-    out
 }
 
 /// The artefact's contract says what the source's did, with nothing assumed.
@@ -362,18 +350,6 @@ fn damaged_or_foreign_artefacts_are_clear_errors() {
         err.contains("classifier.nnef.tar") && err.contains("heatmap-shaped"),
         "{err}"
     );
-}
-
-fn hgpose(args: &[&str]) -> Output {
-    hgpose_command()
-        .args(args)
-        .env("HGPOSE_LOG", "warn")
-        .output()
-        .expect("run hgpose")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -341,15 +341,7 @@ impl PoseModel {
             .input_outlets()
             .map_err(|e| Error::model(path, e))?
             .to_vec();
-        if inputs.len() != 1 {
-            return Err(Error::model(
-                path,
-                format!(
-                    "the graph has {} inputs; a pose network takes one image",
-                    inputs.len()
-                ),
-            ));
-        }
+        check_one_input(path, inputs.len())?;
         let input_name = model.node(inputs[0].node).name.clone();
         let fact = model.input_fact(0).map_err(|e| Error::model(path, e))?;
         if fact.shape.is_open() {
@@ -523,6 +515,17 @@ impl PoseModel {
             }
         }
     }
+}
+
+/// A pose network takes one image: refuse a graph with another number of inputs.
+pub(crate) fn check_one_input(path: &Path, inputs: usize) -> Result<()> {
+    if inputs == 1 {
+        return Ok(());
+    }
+    Err(Error::model(
+        path,
+        format!("the graph has {inputs} inputs; a pose network takes one image"),
+    ))
 }
 
 /// `auto` between f32 and int8: times both on this CPU (a few runs each) and keeps the faster.

@@ -94,15 +94,7 @@ pub(crate) fn read(
     let inputs = model
         .input_outlets()
         .map_err(|e| unreadable(e.to_string()))?;
-    if inputs.len() != 1 {
-        return Err(Error::model(
-            path,
-            format!(
-                "the graph has {} inputs; a pose network takes one image",
-                inputs.len()
-            ),
-        ));
-    }
+    super::engine::check_one_input(path, inputs.len())?;
     let input_name = model.node(inputs[0].node).name.clone();
     let fact = model
         .input_fact(0)

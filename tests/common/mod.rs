@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The `hgpose` binary under test. Cross-built test runs (e.g. aarch64 under qemu-user without
 /// binfmt) name an emulator in `HGPOSE_TEST_RUNNER`, e.g.
@@ -97,4 +97,33 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// Runs `hgpose` with `args`, logging at `HGPOSE_LOG=log`, and returns what it printed.
+pub fn hgpose_logging(args: &[&str], log: &str) -> Output {
+    hgpose_command()
+        .args(args)
+        .env("HGPOSE_LOG", log)
+        .output()
+        .expect("cannot start hgpose")
+}
+
+/// Runs `hgpose` with `args`, warnings only.
+pub fn hgpose(args: &[&str]) -> Output {
+    hgpose_logging(args, "warn")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// NCHW [1,3,H,W] values to NHWC.
+pub fn to_nhwc(nchw: &[f32], h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0.0; nchw.len()];
+    for c in 0..3 {
+        for i in 0..h * w {
+            out[i * 3 + c] = nchw[c * h * w + i];
+        }
+    }
+    out
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::model::{PoseModel, Precision};
+use crate::model::{InputSpec, PoseModel, Precision};
 use crate::platform::python::{models_dir, python};
 use crate::preprocess::{CropTransform, Preprocessor, Rect};
 
@@ -84,16 +84,9 @@ fn calibration_crops(frame: &RgbImage, width: usize, height: usize) -> Result<Ve
     Ok(crops)
 }
 
-/// Writes the calibration tensors of `frames` for `model` as raw little-endian f32 (N x input
-/// shape) to `dest`; returns how many inputs were written.
-fn write_calibration(
-    model: &Path,
-    sidecar: Option<&Path>,
-    frames: &[RgbImage],
-    dest: &Path,
-) -> Result<usize> {
-    let (contract, _) = PoseModel::resolve(model, sidecar)?;
-    let spec = &contract.input;
+/// Writes the calibration tensors of `frames` for a model taking `spec` as raw little-endian f32
+/// (N x input shape) to `dest`; returns how many inputs were written.
+fn write_calibration(spec: &InputSpec, frames: &[RgbImage], dest: &Path) -> Result<usize> {
     let mut preprocessor = Preprocessor::new(spec);
     let mut values = vec![0f32; spec.shape().iter().product()];
     let file = std::fs::File::create(dest).map_err(|e| write_error(dest.to_path_buf(), e))?;
@@ -135,7 +128,7 @@ pub fn quantize(
         std::fs::create_dir_all(parent).map_err(|e| write_error(parent, e))?;
     }
     let scratch = std::env::temp_dir().join(format!("hgpose-calib-{}.f32", std::process::id()));
-    let inputs = write_calibration(model, sidecar, frames, &scratch);
+    let inputs = write_calibration(&contract.input, frames, &scratch);
     let inputs = match inputs {
         Ok(n) => n,
         Err(e) => {

@@ -124,6 +124,20 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
             v["keypoints"].clone()
         };
         assert_eq!(keypoints("1"), keypoints("2"), "{precision}");
+
+        // hgpose's ops compute what tract's own do: same joints, same confidences to the bit.
+        let out = hgpose_command()
+            .args(["infer", "--model", model_arg, "--precision", precision])
+            .arg(&image)
+            .env("HGPOSE_TRACT_OPS", "1")
+            .env("HGPOSE_LOG", "hgpose=info")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("tract's own ops only"), "{stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["keypoints"], keypoints("1"), "{precision}: tract's ops");
     }
 
     // auto times f32 against int8 here (this CPU has no native fp16 arithmetic in tract) or

@@ -173,15 +173,10 @@ impl PoseModel {
         let mut optimized = model
             .into_optimized()
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
-        let swapped = super::fast_quantize::swap_in(&mut optimized)
-            .map_err(|e| Error::model(path, format!("{e:#}")))?;
-        let pools = super::fast_pool::swap_in(&mut optimized)
-            .map_err(|e| Error::model(path, format!("{e:#}")))?;
-        if swapped + pools > 0 {
-            tracing::debug!(
-                "{}: {swapped} requantizations and {pools} max pools run on hgpose's vectorized ops",
-                path.display()
-            );
+        if std::env::var_os("HGPOSE_TRACT_OPS").is_none() {
+            Self::swap_in_fast_ops(path, &mut optimized)?;
+        } else {
+            tracing::info!("HGPOSE_TRACT_OPS is set: running tract's own ops only");
         }
         let plan = optimized
             .into_runnable()
@@ -205,6 +200,23 @@ impl PoseModel {
             input,
             input_reallocations: 0,
         })
+    }
+
+    /// Puts hgpose's vectorized ops in place of tract's slow ones, where they compute the same
+    /// tensors (`fast_*` modules). `HGPOSE_TRACT_OPS=1` keeps tract's, to compare the two.
+    fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
+        let err = |e: TractError| Error::model(path, format!("{e:#}"));
+        let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;
+        let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
+        let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
+        if requantizations + pools + im2cols > 0 {
+            tracing::debug!(
+                "{}: {requantizations} requantizations, {pools} max pools and {im2cols} int8 \
+                 im2cols run on hgpose's vectorized ops",
+                path.display()
+            );
+        }
+        Ok(())
     }
 
     /// Where one inference's time goes: per kind of optimized op (`OptMatMul`, `Im2col`, ...),

@@ -29,8 +29,8 @@ pub struct OrtReport {
     pub model: String,
 }
 
-fn script() -> PathBuf {
-    models_dir().join("hourglass/ort_bench.py")
+fn script() -> Result<PathBuf> {
+    Ok(models_dir()?.join("hourglass/ort_bench.py"))
 }
 
 /// Times `model` on ONNX Runtime with `threads` threads.
@@ -43,7 +43,7 @@ pub fn ort_baseline(model: &Path, threads: usize, warmup: usize, runs: usize) ->
         ))
     };
     let out = Command::new(&python)
-        .arg(script())
+        .arg(script()?)
         .arg("--model")
         .arg(model)
         .args(["--threads", &threads.to_string()])

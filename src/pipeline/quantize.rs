@@ -127,6 +127,7 @@ pub fn quantize(
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| write_error(parent, e))?;
     }
+    let tooling = models_dir()?;
     let scratch = std::env::temp_dir().join(format!("hgpose-calib-{}.f32", std::process::id()));
     let inputs = write_calibration(&contract.input, frames, &scratch);
     let inputs = match inputs {
@@ -139,7 +140,7 @@ pub fn quantize(
     let python = python();
     let mut command = Command::new(&python);
     command
-        .current_dir(models_dir())
+        .current_dir(tooling)
         .args(["-m", "hourglass.quantize"])
         .arg(absolute(model))
         .arg("-o")

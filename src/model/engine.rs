@@ -208,11 +208,12 @@ impl PoseModel {
         let err = |e: TractError| Error::model(path, format!("{e:#}"));
         let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;
         let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
+        let dequantizations = super::fast_dequantize::swap_in(optimized).map_err(err)?;
         let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
-        if requantizations + pools + im2cols > 0 {
+        if requantizations + dequantizations + pools + im2cols > 0 {
             tracing::debug!(
-                "{}: {requantizations} requantizations, {pools} max pools and {im2cols} int8 \
-                 im2cols run on hgpose's vectorized ops",
+                "{}: {requantizations} requantizations, {dequantizations} dequantizations, \
+                 {pools} max pools and {im2cols} int8 im2cols run on hgpose's vectorized ops",
                 path.display()
             );
         }

@@ -210,10 +210,12 @@ impl PoseModel {
         let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
         let dequantizations = super::fast_dequantize::swap_in(optimized).map_err(err)?;
         let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
-        if requantizations + dequantizations + pools + im2cols > 0 {
+        let packs = super::fast_pack::swap_in(optimized).map_err(err)?;
+        if requantizations + dequantizations + pools + im2cols + packs > 0 {
             tracing::debug!(
                 "{}: {requantizations} requantizations, {dequantizations} dequantizations, \
-                 {pools} max pools and {im2cols} int8 im2cols run on hgpose's vectorized ops",
+                 {pools} max pools, {im2cols} int8 im2cols and {packs} int8 packs run on hgpose's \
+                 vectorized ops",
                 path.display()
             );
         }

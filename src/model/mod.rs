@@ -5,6 +5,7 @@ mod contract;
 mod engine;
 mod fast_dequantize;
 mod fast_im2col;
+mod fast_pack;
 mod fast_pool;
 mod fast_quantize;
 mod joints;

@@ -92,33 +92,50 @@ impl FastIm2ColK4 {
                     }
                 }
             }
-            let blocks = panel.chunks_exact_mut(4 * r);
-            for (kb, block) in blocks.enumerate() {
+            // (channel, tap) of k-row k, counted up rather than divided out per row.
+            let (mut c, mut t) = (0, 0);
+            let plane_len = padded.h * padded.w;
+            for (kb, block) in panel.chunks_exact_mut(4 * r).enumerate() {
+                let in_block = (g.k() - (kb * 4).min(g.k())).min(4);
+                // The common case, four plain slices of the padded image: no slices built.
+                if one_row && g.sx == 1 && in_block == 4 {
+                    let mut at = [0usize; 4];
+                    for a in &mut at {
+                        *a = c * plane_len + starts[t];
+                        t += 1;
+                        if t == taps_per_channel {
+                            t = 0;
+                            c += 1;
+                        }
+                    }
+                    interleave4_at(&padded.data, at, block);
+                    continue;
+                }
                 let mut rows: [&[u8]; 4] = [&zeros[..]; 4];
-                for (kr, (row, dst)) in rows.iter_mut().zip(scratch.chunks_exact_mut(r)).enumerate()
-                {
-                    let k = kb * 4 + kr;
-                    if k >= g.k() {
-                        break;
-                    }
-                    let (c, t) = (k / taps_per_channel, k % taps_per_channel);
-                    let plane = padded.plane(c);
+                let pairs = rows.iter_mut().zip(scratch.chunks_exact_mut(r));
+                for (row, dst) in pairs.take(in_block) {
+                    let plane = &padded.data[c * plane_len..(c + 1) * plane_len];
+                    let start = starts[t];
                     if one_row && g.sx == 1 {
-                        *row = &plane[starts[t]..starts[t] + r];
-                        continue;
-                    }
-                    if one_row {
-                        let run = &plane[starts[t]..starts[t] + (r - 1) * g.sx + 1];
-                        for (v, src) in dst.iter_mut().zip(run.iter().step_by(g.sx)) {
-                            *v = *src;
-                        }
+                        *row = &plane[start..start + r];
                     } else {
-                        for (v, o) in dst.iter_mut().zip(&offsets[t * r..t * r + width]) {
-                            *v = plane[*o];
+                        if one_row {
+                            // The rest of the buffer from the run's start: SIMD may read a
+                            // little past the run (the buffer keeps slack for that).
+                            deinterleave(&padded.data[c * plane_len + start..], g.sx, dst);
+                        } else {
+                            for (v, o) in dst.iter_mut().zip(&offsets[t * r..t * r + width]) {
+                                *v = plane[*o];
+                            }
+                            dst[width..].fill(0);
                         }
-                        dst[width..].fill(0);
+                        *row = dst;
                     }
-                    *row = dst;
+                    t += 1;
+                    if t == taps_per_channel {
+                        t = 0;
+                        c += 1;
+                    }
                 }
                 interleave4(rows[0], rows[1], rows[2], rows[3], block);
             }
@@ -140,7 +157,8 @@ impl PaddedImage {
         // Every row and column a tap reaches: the last output's window ends there.
         let h = (g.oh.max(1) - 1) * g.sy + g.kh;
         let w = (g.ow.max(1) - 1) * g.sx + g.kw;
-        let mut data = vec![pad; g.channels * h * w];
+        // 32 bytes of slack: a strided run near the end may be loaded 32 bytes at a time.
+        let mut data = vec![pad; g.channels * h * w + 32];
         for c in 0..g.channels {
             let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
             for y in 0..h {
@@ -158,10 +176,40 @@ impl PaddedImage {
         }
         PaddedImage { data, h, w }
     }
+}
 
-    fn plane(&self, c: usize) -> &[u8] {
-        &self.data[c * self.h * self.w..(c + 1) * self.h * self.w]
+/// `dst[m] = from[m * step]`: the pixels of a strided convolution's row (the 7x7 stride-2 stem).
+fn deinterleave(from: &[u8], step: usize, dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if step == 2 && dst.len() == 16 && from.len() >= 32 {
+        use std::arch::x86_64::*;
+        let run = &from[..32];
+        // SAFETY: SSE2 is part of x86_64; the two loads read run[0..16] and run[16..32].
+        unsafe {
+            let lo = _mm_loadu_si128(run.as_ptr() as *const __m128i);
+            let hi = _mm_loadu_si128(run.as_ptr().add(16) as *const __m128i);
+            let even = _mm_set1_epi16(0x00ff);
+            let packed = _mm_packus_epi16(_mm_and_si128(lo, even), _mm_and_si128(hi, even));
+            _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, packed);
+        }
+        return;
     }
+    for (v, src) in dst.iter_mut().zip(from.iter().step_by(step)) {
+        *v = *src;
+    }
+}
+
+/// [`interleave4`] of the four rows of `out.len() / 4` bytes that start at `at` in `data`.
+#[inline]
+pub fn interleave4_at(data: &[u8], at: [usize; 4], out: &mut [u8]) {
+    let len = out.len() / 4;
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if (len == 8 || len == 16) && at.iter().all(|a| a + len <= data.len()) {
+        simd::interleave_rows(data, at, len, out);
+        return;
+    }
+    let row = |i: usize| &data[at[i]..at[i] + len];
+    interleave4(row(0), row(1), row(2), row(3), out);
 }
 
 /// `out[4m + j] = row_j[m]` for the four rows `a, b, c, d` (all of one length; `out` is 4x).
@@ -184,6 +232,67 @@ pub fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
+    /// 8 or 16 columns from the rows at `at` in `data` (checked by the caller to lie inside it).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub fn interleave_rows(data: &[u8], at: [usize; 4], len: usize, out: &mut [u8]) {
+        use std::arch::x86_64::*;
+        assert!((len == 8 || len == 16) && out.len() >= 4 * len);
+        // SAFETY: SSE2 is part of x86_64; the caller checked at[i] + len <= data.len() and each
+        // load reads len bytes; out holds 4 * len bytes (asserted).
+        unsafe {
+            let src = |i: usize| data.as_ptr().add(at[i]);
+            let dst = out.as_mut_ptr() as *mut __m128i;
+            if len == 8 {
+                let ld = |i: usize| _mm_loadl_epi64(src(i) as *const __m128i);
+                let ab = _mm_unpacklo_epi8(ld(0), ld(1));
+                let cd = _mm_unpacklo_epi8(ld(2), ld(3));
+                _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab, cd));
+                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab, cd));
+                return;
+            }
+            let ld = |i: usize| _mm_loadu_si128(src(i) as *const __m128i);
+            let (va, vb, vc, vd) = (ld(0), ld(1), ld(2), ld(3));
+            let ab_lo = _mm_unpacklo_epi8(va, vb);
+            let ab_hi = _mm_unpackhi_epi8(va, vb);
+            let cd_lo = _mm_unpacklo_epi8(vc, vd);
+            let cd_hi = _mm_unpackhi_epi8(vc, vd);
+            _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab_lo, cd_lo));
+            _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
+            _mm_storeu_si128(dst.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
+            _mm_storeu_si128(dst.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
+        }
+    }
+
+    /// 8 or 16 columns from the rows at `at` in `data`, with NEON's interleaving stores.
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    pub fn interleave_rows(data: &[u8], at: [usize; 4], len: usize, out: &mut [u8]) {
+        use std::arch::aarch64::*;
+        assert!((len == 8 || len == 16) && out.len() >= 4 * len);
+        // SAFETY: as for x86: len-byte loads inside `data`, a 4 * len-byte store inside `out`.
+        unsafe {
+            let src = |i: usize| data.as_ptr().add(at[i]);
+            if len == 8 {
+                let v = uint8x8x4_t(
+                    vld1_u8(src(0)),
+                    vld1_u8(src(1)),
+                    vld1_u8(src(2)),
+                    vld1_u8(src(3)),
+                );
+                vst4_u8(out.as_mut_ptr(), v);
+                return;
+            }
+            let v = uint8x16x4_t(
+                vld1q_u8(src(0)),
+                vld1q_u8(src(1)),
+                vld1q_u8(src(2)),
+                vld1q_u8(src(3)),
+            );
+            vst4q_u8(out.as_mut_ptr(), v);
+        }
+    }
+
     /// 16 columns per step with SSE2 (every x86_64 has it); returns how many were done.
     #[cfg(target_arch = "x86_64")]
     pub fn interleave4_x86(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) -> usize {

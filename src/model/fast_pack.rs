@@ -14,7 +14,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ndarray::Dimension;
 use tract_onnx::tract_core::ops::matmul::pack::{DynPackedExoticFact, OptMatMulPack};
 
-use super::fast_im2col::interleave4;
+use super::fast_im2col::{interleave4, interleave4_at};
 
 /// Packs the `[k, mn]` matrices of a contiguous 8-bit tensor (all other axes are batch axes)
 /// into `PackedI8K4`: panel `p` holds columns `p*r .. p*r+r`; in it, byte `(k/4)*4r + m*4 + k%4`
@@ -38,6 +38,11 @@ pub fn pack_matrix(x: &[u8], k: usize, mn: usize, k_stride: usize, r: usize, out
         let n0 = p * r;
         let width = mn.saturating_sub(n0).min(r);
         for (kb, block) in panel.chunks_exact_mut(4 * r).enumerate() {
+            if width == r && kb * 4 + 4 <= k {
+                let at = [0, 1, 2, 3].map(|kr| (kb * 4 + kr) * k_stride + n0);
+                interleave4_at(x, at, block);
+                continue;
+            }
             let mut rows: [&[u8]; 4] = [&zeros[..]; 4];
             for (kr, (row, dst)) in rows.iter_mut().zip(scratch.chunks_exact_mut(r)).enumerate() {
                 let kk = kb * 4 + kr;

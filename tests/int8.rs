@@ -135,7 +135,10 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
             .unwrap();
         let stderr = text(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        assert!(stderr.contains("tract's own ops only"), "{stderr}");
+        assert!(
+            stderr.contains("tract's own graph and ops only"),
+            "{stderr}"
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["keypoints"], keypoints("1"), "{precision}: tract's ops");
     }

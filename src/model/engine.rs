@@ -170,13 +170,23 @@ impl PoseModel {
         };
         // f32 -> f16 for f16; an f16 artefact back to f32 for f32; nothing converted twice.
         model = super::nnef::to_precision(path, model, precision)?;
+        // HGPOSE_TRACT_OPS=1: the graph as tract optimizes it alone, to compare hgpose's with.
+        let hgpose_ops = std::env::var_os("HGPOSE_TRACT_OPS").is_none();
+        if hgpose_ops {
+            let flattened = super::flat_pointwise::flatten(&mut model)
+                .map_err(|e| Error::model(path, format!("{e:#}")))?;
+            tracing::debug!(
+                "{}: {flattened} 1x1 convolutions over flat rows",
+                path.display()
+            );
+        } else {
+            tracing::info!("HGPOSE_TRACT_OPS is set: running tract's own graph and ops only");
+        }
         let mut optimized = model
             .into_optimized()
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
-        if std::env::var_os("HGPOSE_TRACT_OPS").is_none() {
+        if hgpose_ops {
             Self::swap_in_fast_ops(path, &mut optimized)?;
-        } else {
-            tracing::info!("HGPOSE_TRACT_OPS is set: running tract's own ops only");
         }
         let plan = optimized
             .into_runnable()
@@ -203,7 +213,7 @@ impl PoseModel {
     }
 
     /// Puts hgpose's vectorized ops in place of tract's slow ones, where they compute the same
-    /// tensors (`fast_*` modules). `HGPOSE_TRACT_OPS=1` keeps tract's, to compare the two.
+    /// tensors (`fast_*` modules).
     fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
         let err = |e: TractError| Error::model(path, format!("{e:#}"));
         let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;

@@ -8,6 +8,7 @@ mod fast_im2col;
 mod fast_pack;
 mod fast_pool;
 mod fast_quantize;
+mod flat_pointwise;
 mod joints;
 mod nnef;
 mod precision;

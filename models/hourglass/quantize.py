@@ -100,8 +100,8 @@ def calibration_inputs(paths: Sequence[str], size: Tuple[int, int], crops: bool 
 
 
 def raw_inputs(path: str, shape: str) -> List[np.ndarray]:
-    """Calibration tensors from a raw little-endian float32 file of ``shape`` ("N,C,H,W"), one
-    [1, C, H, W] array per input."""
+    """Calibration tensors from a raw little-endian float32 file of ``shape`` ("N,C,H,W", or
+    N,H,W,C for an NHWC graph), one batch-of-one array per input."""
     dims = [int(d) for d in shape.split(",")]
     if len(dims) != 4 or min(dims) <= 0:
         raise ValueError(f"--inputs-shape {shape!r}: expected N,C,H,W")
@@ -117,6 +117,13 @@ def input_size(model: onnx.ModelProto) -> Tuple[int, int]:
     if len(dims) != 4 or dims[1] != 3 or dims[2] <= 0 or dims[3] <= 0:
         raise ValueError(f"input shape {dims}: expected a fixed [1, 3, H, W] (NCHW) hourglass export")
     return dims[2], dims[3]
+
+
+def check_input_shape(model: onnx.ModelProto, shape: Tuple[int, ...]) -> None:
+    """The graph's input takes one tensor of ``shape`` (fixed dimensions must match)."""
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    if len(dims) != len(shape) or any(d > 0 and d != s for d, s in zip(dims[1:], shape[1:])):
+        raise ValueError(f"calibration inputs of shape {list(shape)} do not fit the model's input {dims}")
 
 
 def activation_ranges(
@@ -455,13 +462,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error("--percentile must be in (50, 100]")
 
     model = onnx.load(args.model)
-    size = input_size(model)
     if args.inputs:
+        # Preprocessed by hgpose in the graph's own layout (NCHW or NHWC): only the shape must match.
         if not args.inputs_shape:
             p.error("--inputs needs --inputs-shape N,C,H,W")
         inputs = raw_inputs(args.inputs, args.inputs_shape)
+        check_input_shape(model, inputs[0].shape)
     else:
-        inputs = calibration_inputs(args.calibration, size, crops=not args.no_crops)
+        inputs = calibration_inputs(args.calibration, input_size(model), crops=not args.no_crops)
     ranges = activation_ranges(model, inputs, args.method, args.percentile)
     qmodel, counts = quantize_model(
         model, ranges, args.per_channel, args.activations, args.format, not args.float_pool, not args.no_fuse_relu,

@@ -106,3 +106,20 @@ def test_keep_float_leaves_matching_convolutions_in_float(tmp_path):
     ops = Counter(n.op_type for n in onnx.load(out).graph.node)
     assert ops["Conv"] == len(heads)
     assert ops["QLinearConv"] == Counter(n.op_type for n in float_model.graph.node)["Conv"] - len(heads)
+
+
+def test_raw_inputs_in_the_graphs_own_nhwc_layout(tmp_path):
+    """TensorFlow-style NHWC exports: hgpose writes the calibration tensors NHWC; the quantizer
+    takes them as they are and refuses a shape the graph cannot take."""
+    nhwc = os.path.join(MODELS_DIR, "fixtures", "hg_s2_f32_nhwc.onnx")
+    x = calibration_inputs([SAMPLE], (256, 256), crops=False)[0].transpose(0, 2, 3, 1)
+    raw = tmp_path / "calib.f32"
+    np.ascontiguousarray(x).astype("<f4").tofile(raw)
+    out = str(tmp_path / "nhwc_int8.onnx")
+    assert main([nhwc, "-o", out, "--inputs", str(raw), "--inputs-shape", "1,256,256,3"]) == 0
+    ops = Counter(n.op_type for n in onnx.load(out).graph.node)
+    assert ops["QLinearConv"] > 0, ops
+    ref, got = _run(nhwc, x), _run(out, x)
+    assert float(np.corrcoef(ref.ravel(), got.ravel())[0, 1]) > 0.9
+    with pytest.raises(ValueError, match="do not fit"):
+        main([nhwc, "-o", out, "--inputs", str(raw), "--inputs-shape", "1,3,256,256"])

@@ -11,8 +11,8 @@ QOperator format emits ``QLinearAdd``, a Microsoft op tract does not know. This 
 only standard ONNX ops tract maps to its integer kernels:
 
 * every ``Conv`` becomes ``QLinearConv`` (``--format qlinear``) or ``ConvInteger`` followed by
-  an explicit float rescale and bias (``--format integer``); a ``Relu`` that is a conv's only
-  consumer is folded into the conv's output range (the quantized range starts at 0);
+  an explicit float rescale and bias (``--format integer``); a ``Relu`` (or a ``Clip`` from 0,
+  TensorFlow's ReLU6) that is a conv's only consumer is folded into the conv's output range;
 * weights are symmetric int8 (zero point 0), one scale per output channel (``--per-channel``,
   the default) or one per tensor (``--per-tensor``); biases are int32 at scale
   ``x_scale * w_scale``;
@@ -279,9 +279,28 @@ class _Rewriter:
             self.float_missing.discard(tensor)
 
     def _sole_relu(self, tensor: str) -> Optional[onnx.NodeProto]:
+        """The conv's only consumer when it is a ReLU, or a Clip from 0 (ReLU6 of TensorFlow
+        exports) with asymmetric activations: the conv's output range is then the clipped one,
+        and saturating to it is the clip. (Symmetric int8 has no bound at the clip's top.)"""
         users = self.consumers.get(tensor, [])
-        if self.fuse_relu and len(users) == 1 and users[0].op_type == "Relu" and tensor not in self.outputs:
-            return users[0]
+        if not self.fuse_relu or len(users) != 1 or tensor in self.outputs:
+            return None
+        user = users[0]
+        if user.op_type == "Relu":
+            return user
+        if user.op_type == "Clip" and self.activations != "s8sym" and self._clip_min(user) == 0.0:
+            self.used_inits.update(n for n in user.input[1:] if n)
+            return user
+        return None
+
+    def _clip_min(self, node: onnx.NodeProto) -> Optional[float]:
+        """A Clip's lower bound: its `min` input (opset 11+) or attribute, if constant."""
+        if len(node.input) > 1 and node.input[1]:
+            init = self.inits.get(node.input[1])
+            return float(numpy_helper.to_array(init)) if init is not None else None
+        for a in node.attribute:
+            if a.name == "min":
+                return float(helper.get_attribute_value(a))
         return None
 
     # -- ops
@@ -305,7 +324,10 @@ class _Rewriter:
         bias_scale = xqp.scale * wscale.astype(np.float64)
         if self.fmt == "qlinear":
             wsn = self._const(f"{base}_w_scale", wscale)
-            wzn = self._const(f"{base}_w_zero_point", np.zeros(wscale.shape, dtype=np.int8))
+            # One zero point (0) even with per-channel scales: ONNX allows a scalar, and tract
+            # then knows the weights are symmetric and skips the zero-point correction (a sum
+            # over the activations per convolution).
+            wzn = self._const(f"{base}_w_zero_point", np.array(0, dtype=np.int8))
             lo, hi = self._range(y)
             yqp = activation_qparams(lo, hi, self.activations)
             ys, yz = self._qparam_consts(y, yqp)

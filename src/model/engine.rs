@@ -221,11 +221,12 @@ impl PoseModel {
         let dequantizations = super::fast_dequantize::swap_in(optimized).map_err(err)?;
         let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
         let packs = super::fast_pack::swap_in(optimized).map_err(err)?;
-        if requantizations + dequantizations + pools + im2cols + packs > 0 {
+        let requants = super::fast_requant::swap_in(optimized).map_err(err)?;
+        if requantizations + dequantizations + pools + im2cols + packs + requants > 0 {
             tracing::debug!(
                 "{}: {requantizations} requantizations, {dequantizations} dequantizations, \
-                 {pools} max pools, {im2cols} int8 im2cols and {packs} int8 packs run on hgpose's \
-                 vectorized ops",
+                 {pools} max pools, {im2cols} int8 im2cols, {packs} int8 packs and {requants} \
+                 per-channel requantizations run on hgpose's vectorized ops",
                 path.display()
             );
         }

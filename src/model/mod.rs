@@ -8,6 +8,7 @@ mod fast_im2col;
 mod fast_pack;
 mod fast_pool;
 mod fast_quantize;
+mod fast_requant;
 mod flat_pointwise;
 mod joints;
 mod nnef;

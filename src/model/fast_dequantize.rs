@@ -7,6 +7,7 @@
 //! rounding multiply, so the same bits), with the widest SIMD the CPU has, and splits the tensor
 //! over tract's threads. It is swapped in after tract optimizes the model.
 
+use super::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
@@ -72,7 +73,7 @@ impl EvalOp for FastDequantizeU8 {
         let mut out_plain = output.try_as_plain_ram_mut()?;
         let ys = out_plain.as_slice_mut::<f32>()?;
         let len = ys.len();
-        tract_linalg::multithread::par_chunks_mut(ys, 1, len, |first, chunk| {
+        tract_linalg::multithread::par_chunks_mut(ys, 1, light_work(len), |first, chunk| {
             let xs = &xs[first..first + chunk.len()];
             dequantize_u8(xs, chunk, self.scale, self.zero_point);
             Ok(())

@@ -10,6 +10,7 @@
 //! Only undilated, single-group convolutions of one CHW image are taken over, and
 //! only where this op's output fact equals tract's; it is swapped in after tract optimizes.
 
+use super::threads::light_work;
 use tract_linalg::mmm::{EagerPackedInput, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedI8K4;
 use tract_onnx::prelude::*;
@@ -380,11 +381,16 @@ impl EvalOp for FastIm2ColK4 {
             let padded = PaddedImage::new(g, input.as_bytes(), pad);
             let out = data.as_bytes_mut();
             let len = out.len();
-            tract_linalg::multithread::par_chunks_mut(out, panel_len, len, |first, chunk| {
-                // `first` counts panels (rows of `panel_len` bytes).
-                self.fill_panels(&padded, first, chunk);
-                Ok(())
-            })?;
+            tract_linalg::multithread::par_chunks_mut(
+                out,
+                panel_len,
+                light_work(len),
+                |first, chunk| {
+                    // `first` counts panels (rows of `panel_len` bytes).
+                    self.fill_panels(&padded, first, chunk);
+                    Ok(())
+                },
+            )?;
         }
         let packed = EagerPackedInput {
             fact: PackedExoticFact {

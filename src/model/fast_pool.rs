@@ -6,6 +6,7 @@
 //! input rows at a time into one output row, a loop the compiler vectorizes, and splits the
 //! channel planes over tract's threads. It is swapped in after tract optimizes the model.
 
+use super::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{OptMaxPool, PaddingSpec};
@@ -48,14 +49,19 @@ fn pool<T: Datum + Copy + PartialOrd>(input: &Tensor) -> TractResult<Tensor> {
     let ys = out_plain.as_slice_mut::<T>()?;
     let plane = oh * ow;
     if plane > 0 {
-        tract_linalg::multithread::par_chunks_mut(ys, plane, ys.len(), |first, chunk| {
-            // `first` counts planes (rows of `plane` elements), not elements.
-            for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
-                let p = first + i;
-                pool_plane(&xs[p * h * w..(p + 1) * h * w], w, out);
-            }
-            Ok(())
-        })?;
+        tract_linalg::multithread::par_chunks_mut(
+            ys,
+            plane,
+            light_work(xs.len()),
+            |first, chunk| {
+                // `first` counts planes (rows of `plane` elements), not elements.
+                for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
+                    let p = first + i;
+                    pool_plane(&xs[p * h * w..(p + 1) * h * w], w, out);
+                }
+                Ok(())
+            },
+        )?;
     }
     Ok(output)
 }

@@ -7,6 +7,7 @@
 //! clamp and the 1.5 * 2^23 rounding trick, which the compiler turns into SIMD, and splits the
 //! tensor over tract's threads as tract does. It is swapped in after tract optimizes the model.
 
+use super::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
@@ -92,7 +93,7 @@ impl EvalOp for FastQuantizeU8 {
         let mut out_plain = output.try_as_plain_ram_mut()?;
         let ys = out_plain.as_slice_mut::<u8>()?;
         let len = ys.len();
-        tract_linalg::multithread::par_chunks_mut(ys, 1, len, |first, chunk| {
+        tract_linalg::multithread::par_chunks_mut(ys, 1, light_work(len), |first, chunk| {
             quantize_u8(
                 &xs[first..first + chunk.len()],
                 chunk,

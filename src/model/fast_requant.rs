@@ -11,6 +11,7 @@
 //! product, rounded ties to even, then the integer add and clamp). It takes the place of the
 //! chain's last node after tract optimizes the model; the others are then dead.
 
+use super::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -97,20 +98,25 @@ impl EvalOp for FastRequantI32 {
         let out = output.as_bytes_mut();
         if inner > 0 {
             let len = out.len();
-            tract_linalg::multithread::par_chunks_mut(out, inner, len, |first, chunk| {
-                // `first` counts runs (rows of `inner` bytes).
-                for (i, run) in chunk.chunks_exact_mut(inner).enumerate() {
-                    let r = first + i;
-                    let scale = self.scales[if self.scales.len() == 1 {
-                        0
-                    } else {
-                        r % channels
-                    }];
-                    let acc = &acc[r * inner..(r + 1) * inner];
-                    requant(acc, run, scale, self.zero_point, self.lo, self.hi);
-                }
-                Ok(())
-            })?;
+            tract_linalg::multithread::par_chunks_mut(
+                out,
+                inner,
+                light_work(len),
+                |first, chunk| {
+                    // `first` counts runs (rows of `inner` bytes).
+                    for (i, run) in chunk.chunks_exact_mut(inner).enumerate() {
+                        let r = first + i;
+                        let scale = self.scales[if self.scales.len() == 1 {
+                            0
+                        } else {
+                            r % channels
+                        }];
+                        let acc = &acc[r * inner..(r + 1) * inner];
+                        requant(acc, run, scale, self.zero_point, self.lo, self.hi);
+                    }
+                    Ok(())
+                },
+            )?;
         }
         Ok(tvec!(output.into_tvalue()))
     }

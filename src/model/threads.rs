@@ -26,6 +26,16 @@ pub fn use_inference_threads(requested: usize) -> usize {
     threads
 }
 
+/// The work `elems` elements of one of hgpose's own vectorized ops count for in tract's
+/// threading threshold (`par_chunks_mut` runs inline below 32768). These ops spend about a
+/// nanosecond or less per element, so the threshold would split tensors whose whole pass takes
+/// tens of microseconds across the pool, where waking the other threads costs about as much:
+/// int8 inference ran slower on 2 threads than on 1. Counted as 1/16, they split only above
+/// ~512K elements.
+pub fn light_work(elems: usize) -> usize {
+    elems / 16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,7 +206,8 @@ pub fn interleave4_at(data: &[u8], at: [usize; 4], out: &mut [u8]) {
     let len = out.len() / 4;
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if (len == 8 || len == 16) && at.iter().all(|a| a + len <= data.len()) {
-        simd::interleave_rows(data, at, len, out);
+        // SAFETY: each row's len bytes lie inside `data` (checked just above); out is 4 * len.
+        unsafe { simd::interleave_rows(at.map(|a| data.as_ptr().wrapping_add(a)), len, out) };
         return;
     }
     let row = |i: usize| &data[at[i]..at[i] + len];
@@ -217,10 +218,16 @@ pub fn interleave4_at(data: &[u8], at: [usize; 4], out: &mut [u8]) {
 pub fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
     let len = a.len();
     assert!(b.len() == len && c.len() == len && d.len() == len && out.len() == 4 * len);
-    #[cfg(target_arch = "x86_64")]
-    let done = simd::interleave4_x86(a, b, c, d, out);
-    #[cfg(target_arch = "aarch64")]
-    let done = simd::interleave4_neon(a, b, c, d, out);
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let done = {
+        let blocks = len / 16;
+        for (i, block) in out.chunks_exact_mut(64).take(blocks).enumerate() {
+            let rows = [a, b, c, d].map(|r| r[16 * i..].as_ptr());
+            // SAFETY: each row has 16 bytes from 16 * i (i < len / 16); block is 64 bytes.
+            unsafe { simd::interleave_rows(rows, 16, block) };
+        }
+        blocks * 16
+    };
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let done = 0;
     for m in done..len {
@@ -233,26 +240,28 @@ pub fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
-    /// 8 or 16 columns from the rows at `at` in `data` (checked by the caller to lie inside it).
+    /// 8 or 16 columns of the four rows starting at `rows`, interleaved into `out`.
+    ///
+    /// # Safety
+    /// Each of `rows` must have `len` readable bytes; `out` must hold `4 * len` (asserted).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    pub fn interleave_rows(data: &[u8], at: [usize; 4], len: usize, out: &mut [u8]) {
+    pub unsafe fn interleave_rows(rows: [*const u8; 4], len: usize, out: &mut [u8]) {
         use std::arch::x86_64::*;
         assert!((len == 8 || len == 16) && out.len() >= 4 * len);
-        // SAFETY: SSE2 is part of x86_64; the caller checked at[i] + len <= data.len() and each
-        // load reads len bytes; out holds 4 * len bytes (asserted).
+        // SAFETY: SSE2 is part of x86_64; len-byte loads from the rows (the caller's contract)
+        // and 4 * len bytes stored into `out` (asserted).
         unsafe {
-            let src = |i: usize| data.as_ptr().add(at[i]);
             let dst = out.as_mut_ptr() as *mut __m128i;
             if len == 8 {
-                let ld = |i: usize| _mm_loadl_epi64(src(i) as *const __m128i);
+                let ld = |i: usize| _mm_loadl_epi64(rows[i] as *const __m128i);
                 let ab = _mm_unpacklo_epi8(ld(0), ld(1));
                 let cd = _mm_unpacklo_epi8(ld(2), ld(3));
                 _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab, cd));
                 _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab, cd));
                 return;
             }
-            let ld = |i: usize| _mm_loadu_si128(src(i) as *const __m128i);
+            let ld = |i: usize| _mm_loadu_si128(rows[i] as *const __m128i);
             let (va, vb, vc, vd) = (ld(0), ld(1), ld(2), ld(3));
             let ab_lo = _mm_unpacklo_epi8(va, vb);
             let ab_hi = _mm_unpackhi_epi8(va, vb);
@@ -265,74 +274,36 @@ mod simd {
         }
     }
 
-    /// 8 or 16 columns from the rows at `at` in `data`, with NEON's interleaving stores.
+    /// 8 or 16 columns of the four rows starting at `rows`, with NEON's interleaving stores.
+    ///
+    /// # Safety
+    /// Each of `rows` must have `len` readable bytes; `out` must hold `4 * len` (asserted).
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
-    pub fn interleave_rows(data: &[u8], at: [usize; 4], len: usize, out: &mut [u8]) {
+    pub unsafe fn interleave_rows(rows: [*const u8; 4], len: usize, out: &mut [u8]) {
         use std::arch::aarch64::*;
         assert!((len == 8 || len == 16) && out.len() >= 4 * len);
-        // SAFETY: as for x86: len-byte loads inside `data`, a 4 * len-byte store inside `out`.
+        // SAFETY: len-byte loads from the rows (the caller's contract), a 4 * len-byte store
+        // into `out` (asserted).
         unsafe {
-            let src = |i: usize| data.as_ptr().add(at[i]);
             if len == 8 {
                 let v = uint8x8x4_t(
-                    vld1_u8(src(0)),
-                    vld1_u8(src(1)),
-                    vld1_u8(src(2)),
-                    vld1_u8(src(3)),
+                    vld1_u8(rows[0]),
+                    vld1_u8(rows[1]),
+                    vld1_u8(rows[2]),
+                    vld1_u8(rows[3]),
                 );
                 vst4_u8(out.as_mut_ptr(), v);
                 return;
             }
             let v = uint8x16x4_t(
-                vld1q_u8(src(0)),
-                vld1q_u8(src(1)),
-                vld1q_u8(src(2)),
-                vld1q_u8(src(3)),
+                vld1q_u8(rows[0]),
+                vld1q_u8(rows[1]),
+                vld1q_u8(rows[2]),
+                vld1q_u8(rows[3]),
             );
             vst4q_u8(out.as_mut_ptr(), v);
         }
-    }
-
-    /// 16 columns per step with SSE2 (every x86_64 has it); returns how many were done.
-    #[cfg(target_arch = "x86_64")]
-    pub fn interleave4_x86(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) -> usize {
-        use std::arch::x86_64::*;
-        let blocks = a.len() / 16;
-        for i in 0..blocks {
-            // SAFETY: every load reads 16 bytes at 16*i < len of its row, every store writes
-            // 16 bytes below 64*(i+1) <= out.len() (checked by the caller: out is 4x the rows).
-            unsafe {
-                let ld = |s: &[u8]| _mm_loadu_si128(s.as_ptr().add(16 * i) as *const __m128i);
-                let (va, vb, vc, vd) = (ld(a), ld(b), ld(c), ld(d));
-                let ab_lo = _mm_unpacklo_epi8(va, vb);
-                let ab_hi = _mm_unpackhi_epi8(va, vb);
-                let cd_lo = _mm_unpacklo_epi8(vc, vd);
-                let cd_hi = _mm_unpackhi_epi8(vc, vd);
-                let dst = out.as_mut_ptr().add(64 * i) as *mut __m128i;
-                _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab_lo, cd_lo));
-                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
-                _mm_storeu_si128(dst.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
-                _mm_storeu_si128(dst.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
-            }
-        }
-        blocks * 16
-    }
-
-    /// 16 columns per step with NEON's interleaving store; returns how many were done.
-    #[cfg(target_arch = "aarch64")]
-    pub fn interleave4_neon(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) -> usize {
-        use std::arch::aarch64::*;
-        let blocks = a.len() / 16;
-        for i in 0..blocks {
-            // SAFETY: as for x86: 16-byte loads inside each row, a 64-byte store inside `out`.
-            unsafe {
-                let ld = |s: &[u8]| vld1q_u8(s.as_ptr().add(16 * i));
-                let v = uint8x16x4_t(ld(a), ld(b), ld(c), ld(d));
-                vst4q_u8(out.as_mut_ptr().add(64 * i), v);
-            }
-        }
-        blocks * 16
     }
 }
 

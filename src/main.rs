@@ -194,8 +194,9 @@ enum Command {
         /// as fast with hgpose's requantization, and more accurate where channels differ).
         #[arg(long)]
         per_tensor: bool,
-        /// Activation ranges: `minmax`, or `percentile` (clips rare outliers).
-        #[arg(long, default_value = "minmax", value_parser = ["minmax", "percentile"])]
+        /// Activation ranges: `mse` (the clipping of least expected quantization error),
+        /// `minmax`, or `percentile` (clips rare outliers).
+        #[arg(long, default_value = "mse", value_parser = ["mse", "minmax", "percentile"])]
         method: String,
         /// Upper percentile of each activation kept in range, for `--method percentile`.
         #[arg(long, default_value_t = 99.99)]
@@ -207,6 +208,22 @@ enum Command {
         /// (e.g. `heads` for the heatmap heads).
         #[arg(long, value_name = "REGEX")]
         keep_float: Option<String>,
+        /// How many convolutions stay in float, the ones whose quantization alone costs the
+        /// heatmaps most (measured on the calibration inputs); `auto`: the fewest that bring the
+        /// heatmaps within `--target-error`, at most a quarter of them. `0`: every one in int8.
+        #[arg(long, default_value = "auto", value_name = "N|auto")]
+        float_layers: hgpose::pipeline::quantize::FloatLayers,
+        /// For `--float-layers auto`: relative squared error of the heatmaps against f32.
+        #[arg(long, default_value_t = 0.01)]
+        target_error: f64,
+        /// Quantize grouped (depthwise) convolutions too. By default they stay in float: tract
+        /// 0.23 runs grouped integer convolutions through im2col and tiny products, slower than
+        /// its float depthwise op.
+        #[arg(long)]
+        quantize_grouped: bool,
+        /// Do not correct the biases for the mean shift that rounding the weights causes.
+        #[arg(long)]
+        no_bias_correction: bool,
         /// Held-out photos to compare the int8 model's keypoints with f32's on (not the
         /// calibration ones).
         #[arg(long, value_name = "IMAGES")]
@@ -357,6 +374,10 @@ fn main() -> ExitCode {
             percentile,
             activations,
             keep_float,
+            float_layers,
+            target_error,
+            quantize_grouped,
+            no_bias_correction,
             check,
         } => quantize(
             &model,
@@ -368,6 +389,10 @@ fn main() -> ExitCode {
                 percentile,
                 activations,
                 keep_float,
+                float_layers,
+                target_error,
+                quantize_grouped,
+                bias_correction: !no_bias_correction,
             },
             check.as_deref(),
         ),

@@ -42,7 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 ACTIVATIONS = ("u8", "s8", "s8sym")
-METHODS = ("minmax", "percentile")
+METHODS = ("minmax", "percentile", "mse")
 FORMATS = ("qlinear", "integer")
 
 
@@ -126,49 +126,109 @@ def check_input_shape(model: onnx.ModelProto, shape: Tuple[int, ...]) -> None:
         raise ValueError(f"calibration inputs of shape {list(shape)} do not fit the model's input {dims}")
 
 
+class _Probe:
+    """An onnxruntime session that returns every float tensor the graph computes."""
+
+    def __init__(self, model: onnx.ModelProto):
+        import onnxruntime as ort
+
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        known = {o.name for o in probe.graph.output}
+        self.names = [model.graph.input[0].name]
+        for node in probe.graph.node:
+            for out in node.output:
+                if out and node.op_type != "Constant":
+                    self.names.append(out)
+                    if out not in known:
+                        probe.graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.out_names = [o.name for o in self.sess.get_outputs()]
+        self.in_name = self.sess.get_inputs()[0].name
+
+    def tensors(self, x: np.ndarray) -> Iterable[Tuple[str, np.ndarray]]:
+        values = dict(zip(self.out_names, self.sess.run(None, {self.in_name: x})))
+        values[self.in_name] = x
+        for name in self.names:
+            v = values.get(name)
+            if v is not None and v.dtype == np.float32:
+                yield name, v
+
+
+HISTOGRAM_BINS = 2048
+# Calibration inputs the per-convolution sensitivity is measured on (one model run each per conv).
+SENSITIVITY_INPUTS = 12
+
+
+def _mse_range(hist: np.ndarray, edges: np.ndarray) -> Tuple[float, float]:
+    """The clipping range [lo', hi'] inside the observed [lo, hi] whose 8-bit quantization has the
+    least expected squared error over the histogram: rounding error (step^2 / 12) for values
+    inside, distance to the bound for values clipped. Both ends shrink toward 0 together."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    lo, hi = min(float(edges[0]), 0.0), max(float(edges[-1]), 0.0)
+    best, best_err = (lo, hi), np.inf
+    for a in np.linspace(1.0, 0.2, 81):
+        clo, chi = lo * a, hi * a
+        step = (chi - clo) / 255.0
+        if step <= 0:
+            continue
+        clipped = np.clip(centres, clo, chi)
+        err = float(np.sum(hist * ((centres - clipped) ** 2 + np.where(centres == clipped, step * step / 12, 0.0))))
+        if err < best_err:
+            best, best_err = (clo, chi), err
+    return best
+
+
 def activation_ranges(
-    model: onnx.ModelProto, inputs: Iterable[np.ndarray], method: str, percentile: float
+    model: onnx.ModelProto, inputs: Sequence[np.ndarray], method: str, percentile: float
 ) -> Dict[str, Tuple[float, float]]:
     """Range of every float tensor the graph computes, over the calibration inputs.
 
     ``minmax``: the extreme values seen. ``percentile``: per input the ``100 - p`` and ``p``
     percentiles, averaged over inputs (clips rare outliers, which int8's 256 levels cannot afford).
+    ``mse``: a second pass histograms every tensor over its min/max range and picks the clipping
+    range of least expected quantization error (:func:`_mse_range`).
     """
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
-    names = [model.graph.input[0].name]
-    for node in probe.graph.node:
-        for out in node.output:
-            if out and node.op_type != "Constant":
-                names.append(out)
-                if out not in known:
-                    probe.graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    out_names = [o.name for o in sess.get_outputs()]
-    in_name = sess.get_inputs()[0].name
+    probe = _Probe(model)
     lows: Dict[str, List[float]] = {}
     highs: Dict[str, List[float]] = {}
     for x in inputs:
-        values = dict(zip(out_names, sess.run(None, {in_name: x})))
-        values[in_name] = x
-        for name in names:
-            v = values.get(name)
-            if v is None or v.dtype != np.float32:
-                continue
-            if method == "minmax":
-                lo, hi = float(v.min()), float(v.max())
-            else:
+        for name, v in probe.tensors(x):
+            if method == "percentile":
                 lo, hi = (float(t) for t in np.percentile(v, [100.0 - percentile, percentile]))
+            else:
+                lo, hi = float(v.min()), float(v.max())
             lows.setdefault(name, []).append(lo)
             highs.setdefault(name, []).append(hi)
-    agg_lo = min if method == "minmax" else (lambda xs: float(np.mean(xs)))
-    agg_hi = max if method == "minmax" else (lambda xs: float(np.mean(xs)))
-    return {n: (agg_lo(lows[n]), agg_hi(highs[n])) for n in lows}
+    if method == "percentile":
+        return {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in lows}
+    ranges = {n: (min(lows[n]), max(highs[n])) for n in lows}
+    if method == "minmax":
+        return ranges
+    hists = {n: np.zeros(HISTOGRAM_BINS) for n in ranges}
+    for x in inputs:
+        for name, v in probe.tensors(x):
+            lo, hi = ranges[name]
+            if hi > lo:
+                hists[name] += np.histogram(v, bins=HISTOGRAM_BINS, range=(lo, hi))[0]
+    return {
+        n: _mse_range(hists[n], np.linspace(lo, hi, HISTOGRAM_BINS + 1)) if hi > lo else (lo, hi)
+        for n, (lo, hi) in ranges.items()
+    }
+
+
+def channel_means(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
+    """Mean over the calibration inputs of every channel (axis 1) of every convolution's input."""
+    conv_inputs = {n.input[0] for n in model.graph.node if n.op_type == "Conv"}
+    probe = _Probe(model)
+    sums: Dict[str, np.ndarray] = {}
+    for x in inputs:
+        for name, v in probe.tensors(x):
+            if name in conv_inputs and v.ndim == 4:
+                sums[name] = sums.get(name, 0.0) + v.mean(axis=(0, 2, 3), dtype=np.float64)
+    return {n: s / len(inputs) for n, s in sums.items()}
 
 
 # --------------------------------------------------------------------------- quantization params
@@ -207,6 +267,23 @@ def weight_qparams(w: np.ndarray, per_channel: bool) -> Tuple[np.ndarray, np.nda
     return q, scale
 
 
+def _weight_rounding_shift(w: np.ndarray, wq: np.ndarray, wscale: np.ndarray, mean_x: np.ndarray, groups: int) -> np.ndarray:
+    """Per output channel, the mean shift that rounding the weights adds to the convolution's
+    output, for inputs whose channels average ``mean_x`` (bias correction, Nagel et al. 2019;
+    padding at the borders is ignored)."""
+    bshape = (-1,) + (1,) * (w.ndim - 1) if wscale.ndim else ()
+    err = (wq.astype(np.float64) * wscale.reshape(bshape) - w).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)
+    per_group = mean_x.reshape(groups, -1)
+    group_of = np.arange(w.shape[0]) // (w.shape[0] // groups)
+    return np.einsum("oi,oi->o", err, per_group[group_of]).astype(np.float32)
+
+
+def _int32(values: np.ndarray) -> np.ndarray:
+    """int32 values, saturated (a bias over a near-zero input scale would overflow)."""
+    info = np.iinfo(np.int32)
+    return np.clip(np.nan_to_num(values, nan=0.0), info.min, info.max).astype(np.int32)
+
+
 # --------------------------------------------------------------------------- graph rewriting
 
 
@@ -214,8 +291,14 @@ class _Rewriter:
     """Rebuilds the graph node by node in topological order, tracking which tensors exist in
     float and which only in quantized form (a DequantizeLinear is added when a float op needs one)."""
 
-    def __init__(self, model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu, keep_float=None):
+    def __init__(
+        self, model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu, keep_float=None,
+        means=None, float_outputs=True, float_convs=(),
+    ):
         self.model = model
+        self.float_convs = set(float_convs)
+        self.means = means or {}
+        self.float_outputs = float_outputs
         self.keep_float = re.compile(keep_float) if keep_float else None
         self.g = model.graph
         self.ranges = ranges
@@ -314,15 +397,21 @@ class _Rewriter:
         self.used_inits.update(n for n in (w_name, b_name) if n)
         xq, xs, xz, xqp = self.quantized(x)
         wq, wscale = weight_qparams(w, self.per_channel)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if x in self.means:
+            b = b - _weight_rounding_shift(w, wq, wscale, self.means[x], int(attrs.get("group", 1)))
+            b_name = b_name or f"{node.output[0]}_bias"
         relu = self._sole_relu(node.output[0])
         y = relu.output[0] if relu is not None else node.output[0]
         if relu is not None:
             skip.add(id(relu))
         base = node.name.strip("/").replace("/", "_") or node.output[0]
         wqn = self._const(f"{base}_w_quantized", wq)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         bias_scale = xqp.scale * wscale.astype(np.float64)
-        if self.fmt == "qlinear":
+        # A graph output (the heatmaps) leaves the integer accumulators in float: requantizing it
+        # to 8 bits would round near-equal heatmap values into ties and move the argmax.
+        heads_in_float = self.float_outputs and (node.output[0] in self.outputs or y in self.outputs)
+        if self.fmt == "qlinear" and not heads_in_float:
             wsn = self._const(f"{base}_w_scale", wscale)
             # One zero point (0) even with per-channel scales: ONNX allows a scalar, and tract
             # then knows the weights are symmetric and skips the zero-point correction (a sum
@@ -331,7 +420,7 @@ class _Rewriter:
             lo, hi = self._range(y)
             yqp = activation_qparams(lo, hi, self.activations)
             ys, yz = self._qparam_consts(y, yqp)
-            bq = np.round(b / bias_scale).astype(np.int32) if b_name else None
+            bq = _int32(np.round(b / bias_scale)) if b_name else None
             inputs = [xq, xs, xz, wqn, wsn, wzn, ys, yz]
             if bq is not None:
                 inputs.append(self._const(f"{base}_b_quantized", bq.reshape(-1)))
@@ -396,7 +485,7 @@ class _Rewriter:
         for node in self.g.node:
             if id(node) in skip:
                 continue
-            if node.op_type == "Conv" and not (self.keep_float and self.keep_float.search(node.name)):
+            if node.op_type == "Conv" and not self._stays_float(node):
                 self.conv(node, skip)
             elif node.op_type in ("MaxPool", "Resize") and self.passthrough_quantized(node):
                 pass
@@ -419,6 +508,9 @@ class _Rewriter:
         out.ir_version = self.model.ir_version
         return out
 
+    def _stays_float(self, node: onnx.NodeProto) -> bool:
+        return node.output[0] in self.float_convs or bool(self.keep_float and self.keep_float.search(node.name))
+
     def _still_used(self, name: str) -> bool:
         return any(name in n.input for n in self.new_nodes)
 
@@ -432,14 +524,125 @@ def quantize_model(
     quantize_pool: bool = True,
     fuse_relu: bool = True,
     keep_float: Optional[str] = None,
+    means: Optional[Dict[str, np.ndarray]] = None,
+    float_outputs: bool = True,
+    float_convs: Iterable[str] = (),
 ) -> Tuple[onnx.ModelProto, Dict[str, int]]:
-    """The int8 rewrite of float ``model`` given calibrated ``ranges``; returns it and op counts."""
+    """The int8 rewrite of float ``model`` given calibrated ``ranges``; returns it and op counts.
+
+    ``means`` (from :func:`channel_means`) turns on bias correction; ``float_outputs`` keeps graph
+    outputs out of 8 bits; convolutions whose first output is in ``float_convs``, or whose name
+    matches ``keep_float``, stay in float."""
     if activations not in ACTIVATIONS:
         raise ValueError(f"activations {activations!r}: use one of {ACTIVATIONS}")
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: use one of {FORMATS}")
-    rw = _Rewriter(model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu, keep_float)
+    rw = _Rewriter(
+        model, ranges, per_channel, activations, fmt, quantize_pool, fuse_relu, keep_float, means, float_outputs,
+        float_convs,
+    )
     return rw.run(), rw.counts
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+def conv_outputs(model: onnx.ModelProto, grouped: Optional[bool] = None) -> List[str]:
+    """First output of every Conv (its identity: node names may be empty), in graph order; only
+    grouped (``group > 1``, e.g. depthwise) or only ungrouped ones when ``grouped`` is given."""
+    found = []
+    for n in model.graph.node:
+        if n.op_type != "Conv":
+            continue
+        groups = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1)
+        if grouped is None or grouped == (groups > 1):
+            found.append(n.output[0])
+    return found
+
+
+class HeatmapError:
+    """Relative squared error of a model's last output against the float model's, averaged over
+    a fixed set of inputs (onnxruntime with its graph optimizations off: with them on, some
+    graphs mixing float and QLinear convolutions came out wrong)."""
+
+    def __init__(self, model: onnx.ModelProto, inputs: Sequence[np.ndarray]):
+        self.inputs = list(inputs)
+        self.reference = self._outputs(model)
+
+    @staticmethod
+    def _session(model: onnx.ModelProto):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.log_severity_level = 3
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    def _outputs(self, model: onnx.ModelProto) -> List[np.ndarray]:
+        sess = self._session(model)
+        name, out = sess.get_inputs()[0].name, sess.get_outputs()[-1].name
+        return [sess.run([out], {name: x})[0].astype(np.float64) for x in self.inputs]
+
+    def __call__(self, model: onnx.ModelProto) -> float:
+        errs = [np.sum((a - b) ** 2) / max(np.sum(a**2), 1e-30) for a, b in zip(self.reference, self._outputs(model))]
+        return float(np.mean(errs))
+
+
+def conv_macs(model: onnx.ModelProto) -> Dict[str, int]:
+    """Multiply-adds of every Conv per inference, by first output (weight size alone where ONNX
+    shape inference cannot size the output)."""
+    from onnx import shape_inference
+
+    try:
+        inferred = shape_inference.infer_shapes(model).graph
+        infos = list(inferred.value_info) + list(inferred.output)
+    except Exception:  # noqa: BLE001 - sizes are a ranking aid, weights alone still rank
+        infos = []
+    out_elems = {}
+    for v in infos:
+        dims = [d.dim_value for d in v.type.tensor_type.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            out_elems[v.name] = int(np.prod(dims))
+    inits = {t.name: t for t in model.graph.initializer}
+    macs = {}
+    for n in model.graph.node:
+        if n.op_type == "Conv" and n.input[1] in inits:
+            w = inits[n.input[1]].dims
+            macs[n.output[0]] = out_elems.get(n.output[0], int(w[0])) * int(np.prod(w[1:]))
+    return macs
+
+
+def layer_sensitivity(
+    build, candidates: Sequence[str], error: HeatmapError, macs: Optional[Dict[str, int]] = None
+) -> List[Tuple[float, str]]:
+    """For each convolution in ``candidates``, the output error with it alone quantized
+    (``build(float_convs)`` makes the model). Ranked by that error per multiply-add when ``macs``
+    is given (what leaving it in float buys per unit of float work), else by the error alone;
+    the first is the one to leave in float first."""
+    everything = set(candidates)
+    found = [(error(build(everything - {c})), c) for c in candidates]
+    cost = (lambda c: max(macs.get(c, 1), 1)) if macs else (lambda c: 1)
+    return sorted(found, key=lambda t: -t[0] / cost(t[1]))
+
+
+def choose_float_convs(
+    build, ranked: Sequence[Tuple[float, str]], error: HeatmapError, target: float, most: int
+) -> Tuple[List[str], float]:
+    """The fewest most-sensitive convolutions to leave in float for the quantized model's output
+    error to be at most ``target`` (trying 0, 1, 2, 3, 4, 6, 8, 12, ... up to ``most``); returns
+    them and the error reached (``most`` of them when the target is out of reach)."""
+    counts, k = [], 0
+    while k < most:
+        counts.append(k)
+        k = k + 1 if k < 4 else k + k // 2
+    counts.append(most)
+    names = [c for _, c in ranked]
+    err = float("inf")
+    for k in counts:
+        err = error(build(set(names[:k])))
+        if err <= target:
+            return names[:k], err
+    return names[:most], err
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -461,7 +664,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        help="one weight scale per output channel (default)")
     group.add_argument("--per-tensor", dest="per_channel", action="store_false",
                        help="one weight scale per convolution")
-    p.add_argument("--method", choices=METHODS, default="percentile", help="activation range estimate")
+    p.add_argument("--method", choices=METHODS, default="mse",
+                   help="activation ranges: minmax, percentile, or mse (least quantization error; default)")
     p.add_argument("--percentile", type=float, default=99.99, help="upper percentile for --method percentile")
     p.add_argument("--activations", choices=ACTIVATIONS, default="u8",
                    help="u8 / s8 asymmetric, or s8sym (int8, zero point 0)")
@@ -470,6 +674,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--keep-float", metavar="REGEX",
                    help="convolutions whose node name matches stay in float (sensitive layers, e.g. the "
                         "stem or the heatmap heads)")
+    p.add_argument("--float-layers", default="auto", metavar="N|auto",
+                   help="leave the N convolutions in float whose quantization alone costs the most output "
+                        "accuracy; auto (default): the fewest for --target-error, at most a quarter of them")
+    p.add_argument("--target-error", type=float, default=0.01,
+                   help="for --float-layers auto: relative squared error of the last output against the "
+                        "float model's, on the calibration inputs (default 0.01)")
+    p.add_argument("--quantize-grouped", action="store_true",
+                   help="quantize grouped (depthwise) convolutions too; by default they stay in float, "
+                        "where tract runs them faster than its grouped integer path")
+    p.add_argument("--no-bias-correction", action="store_true",
+                   help="do not fold the mean shift that rounding the weights causes into the biases")
     p.add_argument("--float-pool", action="store_true", help="run MaxPool / Resize in float")
     p.add_argument("--no-fuse-relu", action="store_true", help="keep Relu as a separate float op")
     p.add_argument("--no-crops", action="store_true", help="calibrate on whole images and flips only")
@@ -482,6 +697,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     if not 50.0 < args.percentile <= 100.0:
         p.error("--percentile must be in (50, 100]")
+    if args.float_layers != "auto" and not args.float_layers.isdigit():
+        p.error(f"--float-layers {args.float_layers!r}: give a count or auto")
 
     model = onnx.load(args.model)
     if args.inputs:
@@ -493,9 +710,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         inputs = calibration_inputs(args.calibration, input_size(model), crops=not args.no_crops)
     ranges = activation_ranges(model, inputs, args.method, args.percentile)
+    means = None if args.no_bias_correction else channel_means(model, inputs)
+
+    def build(float_convs) -> onnx.ModelProto:
+        return quantize_model(
+            model, ranges, args.per_channel, args.activations, args.format, not args.float_pool,
+            not args.no_fuse_relu, args.keep_float, means, True, float_convs,
+        )[0]
+
+    grouped = [] if args.quantize_grouped else conv_outputs(model, grouped=True)
+    if grouped:
+        print(f"{len(grouped)} grouped convolution(s) stay in float (--quantize-grouped to quantize them)")
+    sensitive: List[str] = []
+    candidates = [c for c in conv_outputs(model) if c not in grouped]
+    wanted = len(candidates) // 4 if args.float_layers == "auto" else min(int(args.float_layers), len(candidates))
+    if wanted > 0 and candidates:
+        error = HeatmapError(model, inputs[:: max(1, len(inputs) // SENSITIVITY_INPUTS)][:SENSITIVITY_INPUTS])
+        ranked = layer_sensitivity(lambda f: build(set(grouped) | f), candidates, error, conv_macs(model))
+        if args.float_layers == "auto":
+            sensitive, err = choose_float_convs(
+                lambda f: build(set(grouped) | f), ranked, error, args.target_error, wanted
+            )
+            verdict = "reached" if err <= args.target_error else "NOT reached"
+            print(
+                f"output error {err:.2e} with {len(sensitive)} sensitive convolution(s) in float "
+                f"(target {args.target_error:.0e} {verdict}, on {len(error.inputs)} calibration inputs)"
+            )
+        else:
+            sensitive = [c for _, c in ranked[:wanted]]
+        names = {n.output[0]: n.name or n.output[0] for n in model.graph.node}
+        for c in sensitive:
+            print(f"  in float: {names[c]}")
     qmodel, counts = quantize_model(
         model, ranges, args.per_channel, args.activations, args.format, not args.float_pool, not args.no_fuse_relu,
-        args.keep_float,
+        args.keep_float, means, True, set(grouped) | set(sensitive),
     )
     onnx.checker.check_model(qmodel)
     onnx.save(qmodel, args.output)

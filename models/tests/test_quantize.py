@@ -9,9 +9,16 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from onnx import TensorProto, helper, numpy_helper
+
 from hourglass.quantize import (
+    HISTOGRAM_BINS,
+    HeatmapError,
+    _mse_range,
+    _weight_rounding_shift,
     activation_qparams,
     calibration_inputs,
+    choose_float_convs,
     main,
     weight_qparams,
 )
@@ -42,18 +49,26 @@ def sample_input():
     "flags, conv_op",
     [
         ([], "QLinearConv"),
-        (["--per-tensor", "--activations", "s8sym", "--method", "minmax"], "QLinearConv"),
+        (["--per-tensor", "--activations", "s8sym", "--method", "minmax", "--no-bias-correction"], "QLinearConv"),
+        (["--method", "percentile"], "QLinearConv"),
         (["--format", "integer"], "ConvInteger"),
     ],
 )
 def test_quantized_model_is_valid_int8(tmp_path, sample_input, flags, conv_op):
     out = str(tmp_path / "hg_int8.onnx")
-    assert main([DEFAULT, "-o", out, "--calibration", SAMPLE, "--no-crops", "--sidecar"] + flags) == 0
+    args = [DEFAULT, "-o", out, "--calibration", SAMPLE, "--no-crops", "--sidecar", "--float-layers", "0"]
+    assert main(args + flags) == 0
     model = onnx.load(out)
     onnx.checker.check_model(model, full_check=True)
     ops = Counter(n.op_type for n in model.graph.node)
-    float_convs = Counter(n.op_type for n in onnx.load(DEFAULT).graph.node)["Conv"]
-    assert ops[conv_op] == float_convs and ops["Conv"] == 0
+    float_model = onnx.load(DEFAULT)
+    float_convs = Counter(n.op_type for n in float_model.graph.node)["Conv"]
+    # The heads that write the graph's outputs (one per stack) keep their accumulators in float
+    # (ConvInteger and a rescale): their heatmaps are not rounded to 8 bits.
+    heads = sum(1 for n in float_model.graph.node if n.op_type == "Conv" and n.output[0].startswith("heatmaps"))
+    assert heads == 2
+    assert ops[conv_op] == (float_convs if conv_op == "ConvInteger" else float_convs - heads)
+    assert ops["QLinearConv"] + ops["ConvInteger"] == float_convs and ops["Conv"] == 0
     assert [o.name for o in model.graph.output] == [o.name for o in onnx.load(DEFAULT).graph.output]
     assert os.path.isfile(str(tmp_path / "hg_int8.toml"))
     # Quantization noise, not a different network: heatmaps track the float ones.
@@ -99,7 +114,8 @@ def test_raw_inputs_calibrate_like_images(tmp_path, sample_input):
 
 def test_keep_float_leaves_matching_convolutions_in_float(tmp_path):
     out = str(tmp_path / "hg_int8.onnx")
-    assert main([DEFAULT, "-o", out, "--calibration", SAMPLE, "--no-crops", "--keep-float", "heads"]) == 0
+    assert main([DEFAULT, "-o", out, "--calibration", SAMPLE, "--no-crops", "--keep-float", "heads",
+                 "--float-layers", "0"]) == 0
     float_model = onnx.load(DEFAULT)
     heads = [n.name for n in float_model.graph.node if n.op_type == "Conv" and "heads" in n.name]
     assert heads
@@ -123,3 +139,100 @@ def test_raw_inputs_in_the_graphs_own_nhwc_layout(tmp_path):
     assert float(np.corrcoef(ref.ravel(), got.ravel())[0, 1]) > 0.9
     with pytest.raises(ValueError, match="do not fit"):
         main([nhwc, "-o", out, "--inputs", str(raw), "--inputs-shape", "1,3,256,256"])
+
+
+def test_mse_range_clips_a_long_tail_and_keeps_a_flat_one():
+    tail = np.random.default_rng(1).exponential(1.0, 200_000)  # post-ReLU-like: rare large values
+    edges = np.linspace(0.0, tail.max(), HISTOGRAM_BINS + 1)
+    lo, hi = _mse_range(np.histogram(tail, bins=edges)[0].astype(float), edges)
+    assert lo == 0.0 and np.percentile(tail, 99.9) < hi < 0.95 * tail.max()
+    edges = np.linspace(0.0, 100.0, HISTOGRAM_BINS + 1)
+    uniform = np.histogram(np.random.default_rng(2).uniform(0, 100, 100_000), bins=edges)[0].astype(float)
+    assert _mse_range(uniform, edges)[1] > 95.0
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_bias_correction_is_the_mean_shift_of_rounded_weights(groups):
+    """For a 1x1 convolution (no borders), the shift equals the measured mean output change."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(8, 8 // groups, 1, 1)).astype(np.float32)
+    x = rng.uniform(0.0, 2.0, size=(8, 50)).astype(np.float32) + np.arange(8)[:, None]  # channels, pixels
+    wq, scale = weight_qparams(w, per_channel=True)
+    wd = wq.astype(np.float64) * scale[:, None, None, None]
+
+    def conv(weights):
+        xg = x.reshape(groups, 8 // groups, -1)
+        wg = weights[:, :, 0, 0].reshape(groups, 8 // groups, 8 // groups)
+        return np.einsum("goi,gip->gop", wg, xg).reshape(8, -1)
+
+    measured = (conv(wd) - conv(w.astype(np.float64))).mean(axis=1)
+    shift = _weight_rounding_shift(w, wq, scale, x.mean(axis=1), groups)
+    assert np.allclose(shift, measured, atol=1e-5)
+    assert np.abs(measured).max() > 1e-3  # a shift worth correcting
+
+
+def test_choose_float_convs_takes_the_fewest_most_sensitive():
+    sensitivity = {"a": 0.5, "b": 0.3, "c": 0.1, "d": 0.05, "e": 0.01}
+    ranked = sorted(((e, c) for c, e in sensitivity.items()), reverse=True)
+
+    def build(float_convs):
+        return float_convs
+
+    def error(float_convs):  # additive model: quantized layers' errors add up
+        return sum(e for c, e in sensitivity.items() if c not in float_convs)
+
+    names, err = choose_float_convs(build, ranked, error, 0.2, 4)
+    assert names == ["a", "b"] and abs(err - 0.16) < 1e-12
+    names, err = choose_float_convs(build, ranked, error, 1.0, 4)
+    assert names == [] and err > 0.9
+    names, err = choose_float_convs(build, ranked, error, 0.001, 3)  # out of reach: stop at `most`
+    assert names == ["a", "b", "c"] and err > 0.001
+
+
+def test_auto_float_layers_bring_the_heatmaps_within_the_target(tmp_path, sample_input, capsys):
+    x = np.concatenate([sample_input, sample_input[:, :, :, ::-1]])
+    raw = tmp_path / "calib.f32"
+    x.astype("<f4").tofile(raw)
+    common = [DEFAULT, "--inputs", str(raw), "--inputs-shape", ",".join(map(str, x.shape))]
+    all_int8, auto = str(tmp_path / "all.onnx"), str(tmp_path / "auto.onnx")
+    assert main(common + ["-o", all_int8, "--float-layers", "0"]) == 0
+    assert main(common + ["-o", auto, "--target-error", "0.005"]) == 0
+    printed = capsys.readouterr().out
+    assert "target 5e-03 reached" in printed and "in float: " in printed
+    error = HeatmapError(onnx.load(DEFAULT), [x[:1], x[1:]])
+    assert error(onnx.load(auto)) <= 0.005 < error(onnx.load(all_int8))
+    kept = Counter(n.op_type for n in onnx.load(auto).graph.node)["Conv"]
+    assert kept == printed.count("in float: ") > 0
+
+
+def _depthwise_model(path):
+    """input -> depthwise 3x3 (group 8) -> Relu -> pointwise 1x1 -> output, random weights."""
+    rng = np.random.default_rng(4)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(8, 1, 3, 3)).astype(np.float32), "dw"),
+        numpy_helper.from_array(rng.normal(size=(4, 8, 1, 1)).astype(np.float32), "pw"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "dw"], ["d"], name="depthwise", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["d"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "pw"], ["y"], name="pointwise"),
+    ]
+    graph = helper.make_graph(
+        nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])], inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_grouped_convolutions_stay_float_unless_asked(tmp_path):
+    model = str(tmp_path / "dw.onnx")
+    _depthwise_model(model)
+    raw = tmp_path / "calib.f32"
+    np.random.default_rng(5).uniform(-1, 1, size=(4, 8, 16, 16)).astype("<f4").tofile(raw)
+    common = [model, "--inputs", str(raw), "--inputs-shape", "4,8,16,16", "--float-layers", "0"]
+    out = str(tmp_path / "dw_int8.onnx")
+    assert main(common + ["-o", out]) == 0
+    convs = {n.name: n.op_type for n in onnx.load(out).graph.node if "Conv" in n.op_type}
+    assert convs["depthwise"] == "Conv" and "Conv" not in [t for k, t in convs.items() if k != "depthwise"]
+    assert main(common + ["-o", out, "--quantize-grouped"]) == 0
+    assert Counter(n.op_type for n in onnx.load(out).graph.node)["Conv"] == 0

@@ -24,13 +24,14 @@ use crate::preprocess::{CropTransform, Preprocessor, Rect};
 ///
 /// The defaults are what measured best: one weight scale per output channel (more accurate than
 /// one per convolution: 59.7% vs 48.6% of joints on the bundled model, 90% vs 43% on a trained
-/// depthwise network; as fast, with `model::fast_requant`), and min/max activation ranges (they
-/// agreed with f32 better than the 99.99th percentile).
+/// depthwise network; as fast, with `model::fast_requant`), activation ranges of least
+/// quantization error, bias correction, and the most sensitive convolutions left in float until
+/// the output error is within 1% (README "Measured" has the figures).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuantizeOptions {
     /// One weight scale per output channel instead of one per convolution.
     pub per_channel: bool,
-    /// `minmax` or `percentile` (clips rare outliers).
+    /// `mse` (least quantization error), `minmax` or `percentile` (clips rare outliers).
     pub method: String,
     /// Upper percentile for `percentile`.
     pub percentile: f64,
@@ -38,16 +39,59 @@ pub struct QuantizeOptions {
     pub activations: String,
     /// Convolutions whose node name matches this regular expression stay in float.
     pub keep_float: Option<String>,
+    /// How many of the most sensitive convolutions stay in float.
+    pub float_layers: FloatLayers,
+    /// Relative squared error of the heatmaps against f32 that `float_layers: None` aims for.
+    pub target_error: f64,
+    /// Quantize grouped (depthwise) convolutions too (tract runs them faster in float).
+    pub quantize_grouped: bool,
+    /// Fold the mean shift that rounding the weights causes into the biases.
+    pub bias_correction: bool,
 }
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
         QuantizeOptions {
             per_channel: true,
-            method: "minmax".into(),
+            method: "mse".into(),
             percentile: 99.99,
             activations: "u8".into(),
             keep_float: None,
+            float_layers: FloatLayers::Auto,
+            target_error: 0.01,
+            quantize_grouped: false,
+            bias_correction: true,
+        }
+    }
+}
+
+/// How many convolutions `quantize` leaves in float, the most sensitive first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FloatLayers {
+    /// The fewest that bring the output error within the target (at most a quarter of them).
+    Auto,
+    /// Exactly this many (0: every convolution in int8).
+    Count(usize),
+}
+
+impl std::str::FromStr for FloatLayers {
+    type Err = String;
+    fn from_str(value: &str) -> std::result::Result<Self, String> {
+        match value {
+            "auto" => Ok(FloatLayers::Auto),
+            n => n
+                .parse()
+                .map(FloatLayers::Count)
+                .map_err(|_| format!("{n:?}: give a number of convolutions or `auto`")),
+        }
+    }
+}
+
+impl std::fmt::Display for FloatLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FloatLayers::Auto => f.write_str("auto"),
+            FloatLayers::Count(n) => write!(f, "{n}"),
         }
     }
 }
@@ -160,6 +204,15 @@ pub fn quantize(
     if let Some(pattern) = &options.keep_float {
         command.args(["--keep-float", pattern]);
     }
+    command
+        .args(["--float-layers", &options.float_layers.to_string()])
+        .args(["--target-error", &options.target_error.to_string()]);
+    if options.quantize_grouped {
+        command.arg("--quantize-grouped");
+    }
+    if !options.bias_correction {
+        command.arg("--no-bias-correction");
+    }
     let result = command.output();
     let _ = std::fs::remove_file(&scratch);
     let out = result.map_err(|e| {
@@ -207,4 +260,19 @@ fn write_error(path: impl Into<PathBuf>, e: std::io::Error) -> Error {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FloatLayers;
+
+    #[test]
+    fn float_layers_parse_a_count_or_auto() {
+        assert_eq!("auto".parse(), Ok(FloatLayers::Auto));
+        assert_eq!("0".parse(), Ok(FloatLayers::Count(0)));
+        assert_eq!("12".parse(), Ok(FloatLayers::Count(12)));
+        assert!("-1".parse::<FloatLayers>().is_err());
+        assert!("some".parse::<FloatLayers>().unwrap_err().contains("auto"));
+        assert_eq!(FloatLayers::Count(3).to_string(), "3");
+    }
 }

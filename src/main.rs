@@ -459,10 +459,9 @@ fn quantize(
             EstimatorOptions::default(),
         )?;
         out!(
-            "held-out check on {} image(s): {:.1}% of joints within 5% of the crop of f32's, heatmap error up to {:.1}% of the peak",
+            "held-out check on {} image(s): {}",
             agreement.frames,
-            agreement.joints_within_5pct * 100.0,
-            agreement.max_heatmap_error * 100.0
+            agreement.summary()
         );
     }
     Ok(())
@@ -830,11 +829,10 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
     }
     for a in &agreements {
         out!(
-            "agreement    {:?} vs f32 on {} frame(s): {:.1}% of joints within 5% of the crop, heatmaps differ by at most {:.2}% of the peak",
+            "agreement    {:?} vs f32 on {} frame(s): {}",
             a.precision,
             a.frames,
-            a.joints_within_5pct * 100.0,
-            a.max_heatmap_error * 100.0
+            a.summary()
         );
     }
     Ok(())

@@ -645,6 +645,36 @@ def choose_float_convs(
     return names[:most], err
 
 
+def pick_float_convs(
+    model: onnx.ModelProto, inputs: Sequence[np.ndarray], build, candidates: Sequence[str], float_layers: str,
+    target: float,
+) -> List[str]:
+    """The convolutions among ``candidates`` to leave in float, for ``--float-layers`` ("auto" or a
+    count), printing what was chosen and why. Auto ranks them only when the all-int8 model misses
+    ``target`` (ranking runs the model once per convolution)."""
+    wanted = len(candidates) // 4 if float_layers == "auto" else min(int(float_layers), len(candidates))
+    if wanted == 0:
+        return []
+    error = HeatmapError(model, inputs[:: max(1, len(inputs) // SENSITIVITY_INPUTS)][:SENSITIVITY_INPUTS])
+    if float_layers == "auto" and error(build(())) <= target:
+        print(f"output error within {target:.0e} with every convolution in int8")
+        return []
+    ranked = layer_sensitivity(build, candidates, error, conv_macs(model))
+    if float_layers == "auto":
+        chosen, err = choose_float_convs(build, ranked, error, target, wanted)
+        verdict = "reached" if err <= target else "NOT reached"
+        print(
+            f"output error {err:.2e} with {len(chosen)} sensitive convolution(s) in float "
+            f"(target {target:.0e} {verdict}, on {len(error.inputs)} calibration inputs)"
+        )
+    else:
+        chosen = [c for _, c in ranked[:wanted]]
+    names = {n.output[0]: n.name or n.output[0] for n in model.graph.node}
+    for c in chosen:
+        print(f"  in float: {names[c]}")
+    return chosen
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m hourglass.quantize",
@@ -721,26 +751,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     grouped = [] if args.quantize_grouped else conv_outputs(model, grouped=True)
     if grouped:
         print(f"{len(grouped)} grouped convolution(s) stay in float (--quantize-grouped to quantize them)")
-    sensitive: List[str] = []
     candidates = [c for c in conv_outputs(model) if c not in grouped]
-    wanted = len(candidates) // 4 if args.float_layers == "auto" else min(int(args.float_layers), len(candidates))
-    if wanted > 0 and candidates:
-        error = HeatmapError(model, inputs[:: max(1, len(inputs) // SENSITIVITY_INPUTS)][:SENSITIVITY_INPUTS])
-        ranked = layer_sensitivity(lambda f: build(set(grouped) | f), candidates, error, conv_macs(model))
-        if args.float_layers == "auto":
-            sensitive, err = choose_float_convs(
-                lambda f: build(set(grouped) | f), ranked, error, args.target_error, wanted
-            )
-            verdict = "reached" if err <= args.target_error else "NOT reached"
-            print(
-                f"output error {err:.2e} with {len(sensitive)} sensitive convolution(s) in float "
-                f"(target {args.target_error:.0e} {verdict}, on {len(error.inputs)} calibration inputs)"
-            )
-        else:
-            sensitive = [c for _, c in ranked[:wanted]]
-        names = {n.output[0]: n.name or n.output[0] for n in model.graph.node}
-        for c in sensitive:
-            print(f"  in float: {names[c]}")
+    sensitive = pick_float_convs(
+        model, inputs, lambda f: build(set(grouped) | set(f)), candidates, args.float_layers, args.target_error
+    )
     qmodel, counts = quantize_model(
         model, ranges, args.per_channel, args.activations, args.format, not args.float_pool, not args.no_fuse_relu,
         args.keep_float, means, True, set(grouped) | set(sensitive),

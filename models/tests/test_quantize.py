@@ -203,6 +203,10 @@ def test_auto_float_layers_bring_the_heatmaps_within_the_target(tmp_path, sample
     assert error(onnx.load(auto)) <= 0.005 < error(onnx.load(all_int8))
     kept = Counter(n.op_type for n in onnx.load(auto).graph.node)["Conv"]
     assert kept == printed.count("in float: ") > 0
+    # A target the all-int8 model already meets: nothing ranked, nothing left in float.
+    assert main(common + ["-o", auto, "--target-error", "1"]) == 0
+    assert "with every convolution in int8" in capsys.readouterr().out
+    assert Counter(n.op_type for n in onnx.load(auto).graph.node)["Conv"] == 0
 
 
 def _depthwise_model(path):

@@ -49,7 +49,31 @@ pub struct Agreement {
     pub joints_within_5pct: f64,
     /// Largest heatmap difference, as a fraction of the f32 frame's highest peak (worst frame).
     pub max_heatmap_error: f64,
+    /// Joints that moved farther than 5% of the crop.
+    pub moved: usize,
+    /// Of those, the ones whose f32 map already held a rival peak within [`CONTESTED`] of its
+    /// own, farther than 5% of the crop: near ties that any rounding can flip.
+    pub moved_contested: usize,
 }
+
+impl Agreement {
+    /// One line: the share of joints that stayed, how many moved and how many of those were near
+    /// ties in f32 already, and the worst heatmap difference.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.1}% of joints within 5% of the crop of f32's ({} moved, {} of them near ties in f32: \
+             a rival peak within {:.0}% of its own), heatmaps differ by at most {:.2}% of the peak",
+            self.joints_within_5pct * 100.0,
+            self.moved,
+            self.moved_contested,
+            (1.0 - CONTESTED) * 100.0,
+            self.max_heatmap_error * 100.0
+        )
+    }
+}
+
+/// A joint is contested when its f32 map's best value away from the peak is this close to it.
+pub const CONTESTED: f32 = 0.95;
 
 /// The `q`-quantile (0..=1) of `values` by nearest rank.
 pub fn quantile(values: &[f64], q: f64) -> f64 {
@@ -176,19 +200,23 @@ fn agreement_between(
     mut other: Estimator,
     frames: &[RgbImage],
 ) -> Result<Agreement> {
-    let (mut within, mut joints, mut worst) = (0usize, 0usize, 0f64);
+    let (mut within, mut joints, mut worst, mut contested) = (0usize, 0usize, 0f64, 0usize);
     for frame in frames {
         let a = reference.estimate(frame, None)?;
         let b = other.estimate(frame, None)?;
         let crop = a.crop.frame_rect();
         let tolerance = 0.05 * crop.w.max(crop.h);
-        for (ka, kb) in a.pose.keypoints.iter().zip(&b.pose.keypoints) {
+        let maps = reference.heatmaps();
+        let radius = 0.05 * maps.width.max(maps.height) as f32;
+        for (j, (ka, kb)) in a.pose.keypoints.iter().zip(&b.pose.keypoints).enumerate() {
             joints += 1;
             if (ka.x - kb.x).hypot(ka.y - kb.y) <= tolerance {
                 within += 1;
+            } else if maps.rival_peak_ratio(j, radius) >= CONTESTED {
+                contested += 1;
             }
         }
-        let (ha, hb) = (&reference.heatmaps().data, &other.heatmaps().data);
+        let (ha, hb) = (&maps.data, &other.heatmaps().data);
         let peak = ha.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
         let diff = ha
             .iter()
@@ -201,6 +229,8 @@ fn agreement_between(
         frames: frames.len(),
         joints_within_5pct: within as f64 / joints.max(1) as f64,
         max_heatmap_error: worst,
+        moved: joints - within,
+        moved_contested: contested,
     })
 }
 

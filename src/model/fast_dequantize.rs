@@ -158,20 +158,16 @@ mod tests {
 
     #[test]
     fn the_op_splits_over_threads_without_moving_values() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         let xs: Vec<u8> = (0..100_000).map(|i| (i % 253) as u8).collect();
         let op = FastDequantizeU8 {
             scale: 0.05,
             zero_point: 90,
         };
         let input = Tensor::from_shape(&[1, 100, 1000], &xs).unwrap();
-        let previous = tract_linalg::multithread::current_threading_element_threshold();
-        tract_linalg::multithread::set_threading_element_threshold(1);
-        let out = multithread_tract_scope(Executor::multithread(2), || {
+        let out = crate::model::threads::on_two_threads(|| {
             op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
                 .unwrap()
         });
-        tract_linalg::multithread::set_threading_element_threshold(previous);
         let ys = out[0].try_as_plain_ram().unwrap();
         let ys = ys.as_slice::<f32>().unwrap();
         for (x, y) in xs.iter().zip(ys) {

@@ -11,7 +11,7 @@
 //! only where this op's output fact equals tract's; it is swapped in after tract optimizes.
 
 use super::threads::light_work;
-use tract_linalg::mmm::{EagerPackedInput, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
+use tract_linalg::mmm::{PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedI8K4;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -361,18 +361,13 @@ impl EvalOp for FastIm2ColK4 {
                 },
             )?;
         }
-        let packed = EagerPackedInput {
-            fact: PackedExoticFact {
-                format: Box::new(self.format.clone()),
-                k,
-                mn: n.to_dim(),
-            },
-            packed: data.into_blob()?.into(),
-            panel_bytes: if n > 0 { panel_len } else { 0 },
-            mn: n,
-        };
-        let values: TVec<Box<dyn MMMInputValue>> =
-            tvec!(Box::new(packed) as Box<dyn MMMInputValue>);
+        let values = tvec!(super::fast_pack::packed_k4(
+            &self.format,
+            k,
+            n,
+            panel_len,
+            data
+        )?);
         let output = PackedMatrixStorage::new_batched(&[1, 1], values).into_tensor(dt);
         Ok(tvec!(output.into_tvalue()))
     }
@@ -474,6 +469,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_linalg::mmm::EagerPackedInput;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
 
     fn geometry(c: usize, (h, w): (usize, usize), k: usize, s: usize, pad: usize) -> Geometry {
@@ -584,17 +580,13 @@ mod tests {
 
     #[test]
     fn panels_split_over_threads_pack_the_same() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         let g = geometry(6, (32, 32), 3, 1, 1);
         let x = image(&g);
         let op = FastIm2ColK4 {
             geometry: g.clone(),
             format: PackedI8K4::new(16),
         };
-        let previous = tract_linalg::multithread::current_threading_element_threshold();
-        tract_linalg::multithread::set_threading_element_threshold(1);
-        let threaded = multithread_tract_scope(Executor::multithread(2), || run(&op, &x, Some(9)));
-        tract_linalg::multithread::set_threading_element_threshold(previous);
+        let threaded = crate::model::threads::on_two_threads(|| run(&op, &x, Some(9)));
         assert_eq!(threaded, reference(&g, 16, &x, 9));
     }
 

@@ -117,16 +117,7 @@ impl EvalOp for FastPackK4 {
                 r,
                 data.as_bytes_mut(),
             );
-            values.push(Box::new(EagerPackedInput {
-                fact: PackedExoticFact {
-                    format: Box::new(self.format.clone()),
-                    k,
-                    mn: mn.to_dim(),
-                },
-                packed: data.into_blob()?.into(),
-                panel_bytes: panel_len,
-                mn,
-            }));
+            values.push(packed_k4(&self.format, k, mn, panel_len, data)?);
         }
         let output = PackedMatrixStorage::new_batched(&self.output_shape, values).into_tensor(dt);
         Ok(tvec!(output.into_tvalue()))
@@ -198,6 +189,27 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         swapped += 1;
     }
     Ok(swapped)
+}
+
+/// The value tract's matrix product takes for one `PackedI8K4` matrix of `k` rows and `mn`
+/// columns whose panels (`panel_bytes` each) fill `data`.
+pub(super) fn packed_k4(
+    format: &PackedI8K4,
+    k: usize,
+    mn: usize,
+    panel_bytes: usize,
+    data: Tensor,
+) -> TractResult<Box<dyn MMMInputValue>> {
+    Ok(Box::new(EagerPackedInput {
+        fact: PackedExoticFact {
+            format: Box::new(format.clone()),
+            k,
+            mn: mn.to_dim(),
+        },
+        packed: data.into_blob()?.into(),
+        panel_bytes: if mn > 0 { panel_bytes } else { 0 },
+        mn,
+    }))
 }
 
 #[cfg(test)]

@@ -209,11 +209,6 @@ mod tests {
 
     #[test]
     fn tensors_pool_per_plane_split_over_threads() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
-        // The planes are split into chunks only above tract's element threshold.
-        let previous = tract_linalg::multithread::current_threading_element_threshold();
-        tract_linalg::multithread::set_threading_element_threshold(1);
-        multithread_tract_scope(Executor::multithread(2), check_tensor_pooling);
-        tract_linalg::multithread::set_threading_element_threshold(previous);
+        crate::model::threads::on_two_threads(check_tensor_pooling);
     }
 }

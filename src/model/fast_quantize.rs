@@ -185,7 +185,6 @@ mod tests {
 
     #[test]
     fn the_op_splits_over_threads_without_moving_values() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         let xs: Vec<f32> = (0..100_000)
             .map(|i| (i % 977) as f32 * 0.31 - 150.0)
             .collect();
@@ -194,13 +193,10 @@ mod tests {
             zero_point: 100,
         };
         let input = Tensor::from_shape(&[1, 100, 1000], &xs).unwrap();
-        let previous = tract_linalg::multithread::current_threading_element_threshold();
-        tract_linalg::multithread::set_threading_element_threshold(1);
-        let out = multithread_tract_scope(Executor::multithread(2), || {
+        let out = crate::model::threads::on_two_threads(|| {
             op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
                 .unwrap()
         });
-        tract_linalg::multithread::set_threading_element_threshold(previous);
         let ys = out[0].try_as_plain_ram().unwrap();
         let ys = ys.as_slice::<u8>().unwrap();
         for (x, y) in xs.iter().zip(ys) {

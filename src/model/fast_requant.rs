@@ -320,7 +320,6 @@ mod tests {
 
     #[test]
     fn channels_take_their_own_scale_over_threads() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         let (channels, inner) = (6, 1000);
         let acc: Vec<i32> = (0..channels * inner)
             .map(|i| (i as i32 % 997) * 37 - 15_000)
@@ -335,13 +334,10 @@ mod tests {
             output_dt: DatumType::U8,
         };
         let input = Tensor::from_shape(&[1, channels, inner], &acc).unwrap();
-        let previous = tract_linalg::multithread::current_threading_element_threshold();
-        tract_linalg::multithread::set_threading_element_threshold(1);
-        let out = multithread_tract_scope(Executor::multithread(2), || {
+        let out = crate::model::threads::on_two_threads(|| {
             op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
                 .unwrap()
         });
-        tract_linalg::multithread::set_threading_element_threshold(previous);
         let out = out[0].as_bytes();
         for (i, (a, o)) in acc.iter().zip(out).enumerate() {
             assert_eq!(*o, tracts(*a, scales[i / inner], 10, 0, 255), "element {i}");

@@ -36,6 +36,21 @@ pub fn light_work(elems: usize) -> usize {
     elems / 16
 }
 
+/// Runs `f` on a 2-thread executor with tract's element threshold at 1, so that an op splits
+/// its work however small the test tensor is (for tests of the ops' threaded paths).
+#[cfg(test)]
+pub fn on_two_threads<R>(f: impl FnOnce() -> R) -> R {
+    use tract_linalg::multithread::{
+        current_threading_element_threshold, multithread_tract_scope,
+        set_threading_element_threshold,
+    };
+    let previous = current_threading_element_threshold();
+    set_threading_element_threshold(1);
+    let out = multithread_tract_scope(Executor::multithread(2), f);
+    set_threading_element_threshold(previous);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

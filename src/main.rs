@@ -214,7 +214,7 @@ enum Command {
         #[arg(long, default_value = "auto", value_name = "N|auto")]
         float_layers: hgpose::pipeline::quantize::FloatLayers,
         /// For `--float-layers auto`: relative squared error of the heatmaps against f32.
-        #[arg(long, default_value_t = 0.01)]
+        #[arg(long, default_value_t = 0.01, value_parser = positive_fraction)]
         target_error: f64,
         /// Quantize grouped (depthwise) convolutions too. By default they stay in float: tract
         /// 0.23 runs grouped integer convolutions through im2col and tiny products, slower than
@@ -420,6 +420,16 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<image::RgbImage>> {
         }
     }
     Ok(frames)
+}
+
+/// A relative error: a finite number above 0.
+fn positive_fraction(value: &str) -> std::result::Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "{value:?}: give a positive relative error, e.g. 0.01"
+        )),
+    }
 }
 
 fn quantize(

@@ -211,3 +211,32 @@ fn quantize_without_calibration_images_is_refused() {
     assert!(!dir.join("hourglass.int8.onnx").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn quantize_refuses_a_bad_float_layer_count_or_target() {
+    let dir = scratch("int8-badflags");
+    let model = bundled_model_in(&dir);
+    let samples = sample("astronaut.jpg");
+    for (flag, says) in [
+        ("--float-layers=many", "auto"),
+        ("--target-error=0", "positive"),
+        ("--target-error=-1", "positive"),
+    ] {
+        let out = hgpose_logging(
+            &[
+                "quantize",
+                "--model",
+                model.to_str().unwrap(),
+                "--calib",
+                samples.to_str().unwrap(),
+                flag,
+            ],
+            "warn",
+        );
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{flag} was taken");
+        assert!(stderr.contains(says), "{flag}: {stderr}");
+    }
+    assert!(!dir.join("hourglass.int8.onnx").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -727,6 +727,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     if not 50.0 < args.percentile <= 100.0:
         p.error("--percentile must be in (50, 100]")
+    if not args.target_error > 0:
+        p.error(f"--target-error {args.target_error}: give a positive relative error, e.g. 0.01")
     if args.float_layers != "auto" and not args.float_layers.isdigit():
         p.error(f"--float-layers {args.float_layers!r}: give a count or auto")
 

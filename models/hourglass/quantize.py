@@ -561,12 +561,14 @@ def conv_outputs(model: onnx.ModelProto, grouped: Optional[bool] = None) -> List
 
 
 class HeatmapError:
-    """Relative squared error of a model's last output against the float model's, averaged over
-    a fixed set of inputs (onnxruntime with its graph optimizations off: with them on, some
-    graphs mixing float and QLinear convolutions came out wrong)."""
+    """Relative squared error of one of a model's outputs (``output``: its index among the graph's
+    outputs, the heatmaps hgpose reads) against the float model's, averaged over a fixed set of
+    inputs. onnxruntime runs with its graph optimizations off: with them on, some graphs mixing
+    float and QLinear convolutions came out wrong."""
 
-    def __init__(self, model: onnx.ModelProto, inputs: Sequence[np.ndarray]):
+    def __init__(self, model: onnx.ModelProto, inputs: Sequence[np.ndarray], output: int = -1):
         self.inputs = list(inputs)
+        self.output = output
         self.reference = self._outputs(model)
 
     @staticmethod
@@ -580,7 +582,7 @@ class HeatmapError:
 
     def _outputs(self, model: onnx.ModelProto) -> List[np.ndarray]:
         sess = self._session(model)
-        name, out = sess.get_inputs()[0].name, sess.get_outputs()[-1].name
+        name, out = sess.get_inputs()[0].name, sess.get_outputs()[self.output].name
         return [sess.run([out], {name: x})[0].astype(np.float64) for x in self.inputs]
 
     def __call__(self, model: onnx.ModelProto) -> float:
@@ -647,7 +649,7 @@ def choose_float_convs(
 
 def pick_float_convs(
     model: onnx.ModelProto, inputs: Sequence[np.ndarray], build, candidates: Sequence[str], float_layers: str,
-    target: float,
+    target: float, output: int = -1,
 ) -> List[str]:
     """The convolutions among ``candidates`` to leave in float, for ``--float-layers`` ("auto" or a
     count), printing what was chosen and why. Auto ranks them only when the all-int8 model misses
@@ -655,7 +657,7 @@ def pick_float_convs(
     wanted = len(candidates) // 4 if float_layers == "auto" else min(int(float_layers), len(candidates))
     if wanted == 0:
         return []
-    error = HeatmapError(model, inputs[:: max(1, len(inputs) // SENSITIVITY_INPUTS)][:SENSITIVITY_INPUTS])
+    error = HeatmapError(model, inputs[:: max(1, len(inputs) // SENSITIVITY_INPUTS)][:SENSITIVITY_INPUTS], output)
     if float_layers == "auto" and error(build(())) <= target:
         print(f"output error within {target:.0e} with every convolution in int8")
         return []
@@ -710,6 +712,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--target-error", type=float, default=0.01,
                    help="for --float-layers auto: relative squared error of the last output against the "
                         "float model's, on the calibration inputs (default 0.01)")
+    p.add_argument("--output-index", type=int, default=-1,
+                   help="which graph output holds the heatmaps that --target-error is measured on "
+                        "(default: the last)")
     p.add_argument("--quantize-grouped", action="store_true",
                    help="quantize grouped (depthwise) convolutions too; by default they stay in float, "
                         "where tract runs them faster than its grouped integer path")
@@ -755,7 +760,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{len(grouped)} grouped convolution(s) stay in float (--quantize-grouped to quantize them)")
     candidates = [c for c in conv_outputs(model) if c not in grouped]
     sensitive = pick_float_convs(
-        model, inputs, lambda f: build(set(grouped) | set(f)), candidates, args.float_layers, args.target_error
+        model, inputs, lambda f: build(set(grouped) | set(f)), candidates, args.float_layers, args.target_error,
+        args.output_index,
     )
     qmodel, counts = quantize_model(
         model, ranges, args.per_channel, args.activations, args.format, not args.float_pool, not args.no_fuse_relu,

@@ -203,6 +203,12 @@ def test_auto_float_layers_bring_the_heatmaps_within_the_target(tmp_path, sample
     assert error(onnx.load(auto)) <= 0.005 < error(onnx.load(all_int8))
     kept = Counter(n.op_type for n in onnx.load(auto).graph.node)["Conv"]
     assert kept == printed.count("in float: ") > 0
+    # The target holds for the output hgpose reads (--output-index; the first stack's here).
+    first = str(tmp_path / "first.onnx")
+    assert main(common + ["-o", first, "--target-error", "0.005", "--output-index", "0"]) == 0
+    capsys.readouterr()
+    first_stack = HeatmapError(onnx.load(DEFAULT), [x[:1], x[1:]], output=0)
+    assert first_stack(onnx.load(first)) <= 0.005 < first_stack(onnx.load(all_int8))
     # A target the all-int8 model already meets: nothing ranked, nothing left in float.
     assert main(common + ["-o", auto, "--target-error", "1"]) == 0
     assert "with every convolution in int8" in capsys.readouterr().out

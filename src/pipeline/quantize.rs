@@ -206,6 +206,7 @@ pub fn quantize(
     }
     command
         .args(["--float-layers", &options.float_layers.to_string()])
+        .args(["--output-index", &contract.output.graph_output.to_string()])
         .args(["--target-error", &options.target_error.to_string()]);
     if options.quantize_grouped {
         command.arg("--quantize-grouped");

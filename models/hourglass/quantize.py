@@ -2,8 +2,7 @@
 
 CLI (from models/)::
 
-    python -m hourglass.quantize default/hourglass.onnx -o hg_int8.onnx \\
-        --calibration samples/ --method percentile --per-channel
+    python -m hourglass.quantize default/hourglass.onnx -o hg_int8.onnx --calibration samples/
 
 Why not onnxruntime's quantizer: its QDQ format (DequantizeLinear -> Conv -> QuantizeLinear)
 is not folded by tract 0.23 (the convolutions stay in float, slower than plain f32), and its
@@ -15,9 +14,17 @@ only standard ONNX ops tract maps to its integer kernels:
   TensorFlow's ReLU6) that is a conv's only consumer is folded into the conv's output range;
 * weights are symmetric int8 (zero point 0), one scale per output channel (``--per-channel``,
   the default) or one per tensor (``--per-tensor``); biases are int32 at scale
-  ``x_scale * w_scale``;
+  ``x_scale * w_scale``, corrected for the mean shift that rounding the weights causes (bias
+  correction; ``--no-bias-correction``);
 * activations are uint8 or int8, asymmetric or symmetric (``--activations u8|s8|s8sym``), their
-  ranges calibrated on images (``--method minmax`` or ``percentile``);
+  ranges calibrated on images (``--method mse``, the clipping of least expected error, the
+  default; ``minmax`` or ``percentile``);
+* convolutions that write graph outputs (the heatmaps) keep their accumulators in float
+  (ConvInteger and a rescale), so heatmaps are not rounded to 8 bits;
+* mixed precision: grouped (depthwise) convolutions stay in float (tract runs them faster so;
+  ``--quantize-grouped``), and so do the convolutions whose quantization costs the heatmaps most
+  per multiply-add, the fewest that bring the output within ``--target-error``
+  (``--float-layers auto``, the default) or exactly ``--float-layers N`` of them;
 * ops tract cannot run quantized (``Add`` of residuals, ``BatchNormalization``) stay in float
   between a ``DequantizeLinear`` and a ``QuantizeLinear``; ``MaxPool`` and nearest ``Resize``
   run on the quantized tensor when their input is already quantized (``--float-pool`` keeps them

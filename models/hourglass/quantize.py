@@ -188,19 +188,22 @@ def _mse_range(hist: np.ndarray, edges: np.ndarray) -> Tuple[float, float]:
     return best
 
 
-def activation_ranges(
+def calibrate(
     model: onnx.ModelProto, inputs: Sequence[np.ndarray], method: str, percentile: float
-) -> Dict[str, Tuple[float, float]]:
-    """Range of every float tensor the graph computes, over the calibration inputs.
+) -> Tuple[Dict[str, Tuple[float, float]], Dict[str, np.ndarray]]:
+    """Range of every float tensor the graph computes over the calibration inputs, and the mean of
+    every channel (axis 1) of every convolution's input (for bias correction), in one pass.
 
     ``minmax``: the extreme values seen. ``percentile``: per input the ``100 - p`` and ``p``
     percentiles, averaged over inputs (clips rare outliers, which int8's 256 levels cannot afford).
     ``mse``: a second pass histograms every tensor over its min/max range and picks the clipping
     range of least expected quantization error (:func:`_mse_range`).
     """
+    conv_inputs = {n.input[0] for n in model.graph.node if n.op_type == "Conv"}
     probe = _Probe(model)
     lows: Dict[str, List[float]] = {}
     highs: Dict[str, List[float]] = {}
+    sums: Dict[str, np.ndarray] = {}
     for x in inputs:
         for name, v in probe.tensors(x):
             if method == "percentile":
@@ -209,33 +212,25 @@ def activation_ranges(
                 lo, hi = float(v.min()), float(v.max())
             lows.setdefault(name, []).append(lo)
             highs.setdefault(name, []).append(hi)
+            if name in conv_inputs and v.ndim == 4:
+                sums[name] = sums.get(name, 0.0) + v.mean(axis=(0, 2, 3), dtype=np.float64)
+    means = {n: s / len(inputs) for n, s in sums.items()}
     if method == "percentile":
-        return {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in lows}
+        return {n: (float(np.mean(lows[n])), float(np.mean(highs[n]))) for n in lows}, means
     ranges = {n: (min(lows[n]), max(highs[n])) for n in lows}
     if method == "minmax":
-        return ranges
+        return ranges, means
     hists = {n: np.zeros(HISTOGRAM_BINS) for n in ranges}
     for x in inputs:
         for name, v in probe.tensors(x):
             lo, hi = ranges[name]
             if hi > lo:
                 hists[name] += np.histogram(v, bins=HISTOGRAM_BINS, range=(lo, hi))[0]
-    return {
+    ranges = {
         n: _mse_range(hists[n], np.linspace(lo, hi, HISTOGRAM_BINS + 1)) if hi > lo else (lo, hi)
         for n, (lo, hi) in ranges.items()
     }
-
-
-def channel_means(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
-    """Mean over the calibration inputs of every channel (axis 1) of every convolution's input."""
-    conv_inputs = {n.input[0] for n in model.graph.node if n.op_type == "Conv"}
-    probe = _Probe(model)
-    sums: Dict[str, np.ndarray] = {}
-    for x in inputs:
-        for name, v in probe.tensors(x):
-            if name in conv_inputs and v.ndim == 4:
-                sums[name] = sums.get(name, 0.0) + v.mean(axis=(0, 2, 3), dtype=np.float64)
-    return {n: s / len(inputs) for n, s in sums.items()}
+    return ranges, means
 
 
 # --------------------------------------------------------------------------- quantization params
@@ -537,7 +532,7 @@ def quantize_model(
 ) -> Tuple[onnx.ModelProto, Dict[str, int]]:
     """The int8 rewrite of float ``model`` given calibrated ``ranges``; returns it and op counts.
 
-    ``means`` (from :func:`channel_means`) turns on bias correction; ``float_outputs`` keeps graph
+    ``means`` (from :func:`calibrate`) turns on bias correction; ``float_outputs`` keeps graph
     outputs out of 8 bits; convolutions whose first output is in ``float_convs``, or whose name
     matches ``keep_float``, stay in float."""
     if activations not in ACTIVATIONS:
@@ -635,23 +630,23 @@ def layer_sensitivity(
 
 
 def choose_float_convs(
-    build, ranked: Sequence[Tuple[float, str]], error: HeatmapError, target: float, most: int
+    build, rank, error: HeatmapError, target: float, most: int
 ) -> Tuple[List[str], float]:
     """The fewest most-sensitive convolutions to leave in float for the quantized model's output
     error to be at most ``target`` (trying 0, 1, 2, 3, 4, 6, 8, 12, ... up to ``most``); returns
-    them and the error reached (``most`` of them when the target is out of reach)."""
-    counts, k = [], 0
-    while k < most:
-        counts.append(k)
-        k = k + 1 if k < 4 else k + k // 2
-    counts.append(most)
-    names = [c for _, c in ranked]
-    err = float("inf")
-    for k in counts:
+    them and the error reached (``most`` of them when the target is out of reach). ``rank()``
+    gives the convolutions most sensitive first; it is called only when all-int8 misses the
+    target (ranking runs the model once per convolution)."""
+    err = error(build(set()))
+    if err <= target or most == 0:
+        return [], err
+    names = [c for _, c in rank()]
+    k = 1
+    while True:
         err = error(build(set(names[:k])))
-        if err <= target:
+        if err <= target or k == most:
             return names[:k], err
-    return names[:most], err
+        k = min(most, k + 1 if k < 4 else k + k // 2)
 
 
 def pick_float_convs(
@@ -659,25 +654,25 @@ def pick_float_convs(
     target: float, output: int = -1,
 ) -> List[str]:
     """The convolutions among ``candidates`` to leave in float, for ``--float-layers`` ("auto" or a
-    count), printing what was chosen and why. Auto ranks them only when the all-int8 model misses
-    ``target`` (ranking runs the model once per convolution)."""
+    count), printing what was chosen and why."""
     wanted = len(candidates) // 4 if float_layers == "auto" else min(int(float_layers), len(candidates))
     if wanted == 0:
         return []
     error = HeatmapError(model, inputs[:: max(1, len(inputs) // SENSITIVITY_INPUTS)][:SENSITIVITY_INPUTS], output)
-    if float_layers == "auto" and error(build(())) <= target:
-        print(f"output error within {target:.0e} with every convolution in int8")
-        return []
-    ranked = layer_sensitivity(build, candidates, error, conv_macs(model))
+
+    def rank() -> List[Tuple[float, str]]:
+        return layer_sensitivity(build, candidates, error, conv_macs(model))
+
     if float_layers == "auto":
-        chosen, err = choose_float_convs(build, ranked, error, target, wanted)
+        chosen, err = choose_float_convs(build, rank, error, target, wanted)
+        where = f"{len(chosen)} sensitive convolution(s) in float" if chosen else "every convolution in int8"
         verdict = "reached" if err <= target else "NOT reached"
         print(
-            f"output error {err:.2e} with {len(chosen)} sensitive convolution(s) in float "
+            f"output error {err:.2e} with {where} "
             f"(target {target:.0e} {verdict}, on {len(error.inputs)} calibration inputs)"
         )
     else:
-        chosen = [c for _, c in ranked[:wanted]]
+        chosen = [c for _, c in rank()[:wanted]]
     names = {n.output[0]: n.name or n.output[0] for n in model.graph.node}
     for c in chosen:
         print(f"  in float: {names[c]}")
@@ -753,8 +748,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_input_shape(model, inputs[0].shape)
     else:
         inputs = calibration_inputs(args.calibration, input_size(model), crops=not args.no_crops)
-    ranges = activation_ranges(model, inputs, args.method, args.percentile)
-    means = None if args.no_bias_correction else channel_means(model, inputs)
+    ranges, means = calibrate(model, inputs, args.method, args.percentile)
+    if args.no_bias_correction:
+        means = None
 
     def build(float_convs) -> onnx.ModelProto:
         return quantize_model(

@@ -41,7 +41,7 @@ pub struct QuantizeOptions {
     pub keep_float: Option<String>,
     /// How many of the most sensitive convolutions stay in float.
     pub float_layers: FloatLayers,
-    /// Relative squared error of the heatmaps against f32 that `float_layers: None` aims for.
+    /// Relative squared error of the heatmaps against f32 that `FloatLayers::Auto` aims for.
     pub target_error: f64,
     /// Quantize grouped (depthwise) convolutions too (tract runs them faster in float).
     pub quantize_grouped: bool,

@@ -62,9 +62,7 @@ impl Op for FastDequantizeU8 {
 
 impl EvalOp for FastDequantizeU8 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastDequantizeU8 takes one input"))?;
+        let input = super::first_input(&inputs, "FastDequantizeU8")?;
         let plain = input.try_as_plain_ram()?;
         let xs = plain.as_slice::<u8>()?;
         let mut output = unsafe { Tensor::uninitialized_dt(DatumType::F32, input.shape())? };
@@ -86,9 +84,7 @@ impl TypedOp for FastDequantizeU8 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastDequantizeU8 takes one input"))?;
+        let input = super::first_input(inputs, "FastDequantizeU8")?;
         Ok(tvec!(f32::datum_type().fact(input.shape.clone())))
     }
 }

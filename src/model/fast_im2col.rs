@@ -317,9 +317,7 @@ impl Op for FastIm2ColK4 {
 
 impl EvalOp for FastIm2ColK4 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastIm2ColK4 takes an image"))?;
+        let input = super::first_input(&inputs, "FastIm2ColK4")?;
         let dt = input.datum_type();
         anyhow::ensure!(
             dt.size_of() == 1,
@@ -379,9 +377,7 @@ impl TypedOp for FastIm2ColK4 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastIm2ColK4 takes an image"))?;
+        let input = super::first_input(inputs, "FastIm2ColK4")?;
         let fact = PackedExoticFact {
             format: Box::new(self.format.clone()),
             k: self.geometry.k(),

@@ -79,9 +79,7 @@ impl Op for FastPackK4 {
 
 impl EvalOp for FastPackK4 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastPackK4 takes one input"))?;
+        let input = super::first_input(&inputs, "FastPackK4")?;
         let dt = input.datum_type();
         anyhow::ensure!(
             dt.size_of() == 1,
@@ -130,9 +128,7 @@ impl TypedOp for FastPackK4 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastPackK4 takes one input"))?;
+        let input = super::first_input(inputs, "FastPackK4")?;
         Ok(tvec!(input
             .datum_type
             .fact(&*self.output_shape)

@@ -76,9 +76,7 @@ impl Op for FastMaxPool2x2 {
 
 impl EvalOp for FastMaxPool2x2 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastMaxPool2x2 takes one input"))?;
+        let input = super::first_input(&inputs, "FastMaxPool2x2")?;
         anyhow::ensure!(input.rank() == 4, "FastMaxPool2x2 takes NCHW tensors");
         let output = match input.datum_type() {
             DatumType::F32 => pool::<f32>(input)?,
@@ -95,9 +93,7 @@ impl TypedOp for FastMaxPool2x2 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastMaxPool2x2 takes one input"))?;
+        let input = super::first_input(inputs, "FastMaxPool2x2")?;
         let dims = input
             .shape
             .as_concrete()

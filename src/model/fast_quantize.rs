@@ -82,9 +82,7 @@ impl Op for FastQuantizeU8 {
 
 impl EvalOp for FastQuantizeU8 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastQuantizeU8 takes one input"))?;
+        let input = super::first_input(&inputs, "FastQuantizeU8")?;
         let plain = input.try_as_plain_ram()?;
         let xs = plain.as_slice::<f32>()?;
         let mut output = unsafe { Tensor::uninitialized_dt(DatumType::U8, input.shape())? };
@@ -110,10 +108,7 @@ impl TypedOp for FastQuantizeU8 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let mut fact = inputs
-            .first()
-            .map(|f| (*f).clone())
-            .ok_or_else(|| anyhow::anyhow!("FastQuantizeU8 takes one input"))?;
+        let mut fact = (*super::first_input(inputs, "FastQuantizeU8")?).clone();
         fact.datum_type = DatumType::U8;
         fact.konst = None;
         fact.uniform = None;

@@ -76,9 +76,7 @@ impl Op for FastRequantI32 {
 
 impl EvalOp for FastRequantI32 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastRequantI32 takes one input"))?;
+        let input = super::first_input(&inputs, "FastRequantI32")?;
         let shape = input.shape();
         anyhow::ensure!(
             self.axis < shape.len()
@@ -126,9 +124,7 @@ impl TypedOp for FastRequantI32 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("FastRequantI32 takes one input"))?;
+        let input = super::first_input(inputs, "FastRequantI32")?;
         Ok(tvec!(self.output_dt.fact(input.shape.clone())))
     }
 }

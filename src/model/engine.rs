@@ -182,8 +182,14 @@ impl PoseModel {
         } else {
             tracing::info!("HGPOSE_TRACT_OPS is set: running tract's own graph and ops only");
         }
-        let mut optimized = model
-            .into_optimized()
+        // hgpose's choice of tract's lowerings for this host (`knobs`), unless tract alone.
+        let knobs = if hgpose_ops {
+            super::knobs::scope().map_err(|e| Error::model(path, format!("{e:#}")))?
+        } else {
+            Default::default()
+        };
+        let mut optimized = knobs
+            .enter(|| model.into_optimized())
             .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
         if hgpose_ops {
             Self::swap_in_fast_ops(path, &mut optimized)?;
@@ -216,15 +222,16 @@ impl PoseModel {
     /// tensors (`fast_*` modules).
     fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
         let err = |e: TractError| Error::model(path, format!("{e:#}"));
+        let unfused = super::unfused_add::swap_in(optimized).map_err(err)?;
         let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;
         let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
         let dequantizations = super::fast_dequantize::swap_in(optimized).map_err(err)?;
         let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
         let packs = super::fast_pack::swap_in(optimized).map_err(err)?;
         let requants = super::fast_requant::swap_in(optimized).map_err(err)?;
-        if requantizations + dequantizations + pools + im2cols + packs + requants > 0 {
+        if unfused + requantizations + dequantizations + pools + im2cols + packs + requants > 0 {
             tracing::debug!(
-                "{}: {requantizations} requantizations, {dequantizations} dequantizations, \
+                "{}: {unfused} residual adds out of matrix products, {requantizations} requantizations, {dequantizations} dequantizations, \
                  {pools} max pools, {im2cols} int8 im2cols, {packs} int8 packs and {requants} \
                  per-channel requantizations run on hgpose's vectorized ops",
                 path.display()
@@ -249,9 +256,12 @@ impl PoseModel {
                 .run_plan_with_eval(input, |ctx, state, node, inputs| {
                     let t = std::time::Instant::now();
                     let out = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
                     let entry = by_op.entry(node.op().name().to_string()).or_default();
-                    entry.0 += t.elapsed().as_secs_f64() * 1e3;
+                    entry.0 += ms;
                     entry.1.insert(node.id);
+                    // One line per node, for a profile by node (HGPOSE_LOG=hgpose=debug).
+                    tracing::debug!("node {} ({}): {ms:.3} ms", node.name, node.op().name());
                     out
                 })
                 .map_err(|e| Error::Inference(format!("{}: {e:#}", self.path.display())))?;

@@ -11,10 +11,12 @@ mod fast_quantize;
 mod fast_requant;
 mod flat_pointwise;
 mod joints;
+mod knobs;
 mod nnef;
 mod precision;
 mod sidecar;
 mod threads;
+mod unfused_add;
 
 pub use contract::{
     resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec,

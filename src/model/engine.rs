@@ -225,13 +225,16 @@ impl PoseModel {
         let unfused = super::unfused_add::swap_in(optimized).map_err(err)?;
         let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;
         let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
+        let norms = super::fast_scale_shift::swap_in(optimized).map_err(err)?;
         let dequantizations = super::fast_dequantize::swap_in(optimized).map_err(err)?;
         let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
         let packs = super::fast_pack::swap_in(optimized).map_err(err)?;
         let requants = super::fast_requant::swap_in(optimized).map_err(err)?;
-        if unfused + requantizations + dequantizations + pools + im2cols + packs + requants > 0 {
+        if unfused + norms + requantizations + dequantizations + pools + im2cols + packs + requants
+            > 0
+        {
             tracing::debug!(
-                "{}: {unfused} residual adds out of matrix products, {requantizations} requantizations, {dequantizations} dequantizations, \
+                "{}: {unfused} residual adds out of matrix products, {norms} batch norms, {requantizations} requantizations, {dequantizations} dequantizations, \
                  {pools} max pools, {im2cols} int8 im2cols, {packs} int8 packs and {requants} \
                  per-channel requantizations run on hgpose's vectorized ops",
                 path.display()

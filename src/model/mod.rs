@@ -9,6 +9,7 @@ mod fast_pack;
 mod fast_pool;
 mod fast_quantize;
 mod fast_requant;
+mod fast_scale_shift;
 mod flat_pointwise;
 mod joints;
 mod knobs;

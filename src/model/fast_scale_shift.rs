@@ -94,10 +94,8 @@ impl EvalOp for FastScaleShift {
             s.len()
         );
         let mut output = unsafe { Tensor::uninitialized_dt(DatumType::F32, inputs[0].shape())? };
-        let mut out_plain = output.try_as_plain_ram_mut()?;
-        let ys = out_plain.as_slice_mut::<f32>()?;
         tract_linalg::multithread::par_chunks_mut(
-            ys,
+            output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
             self.period,
             light_work(x.len()),
             |first, chunk| {
@@ -107,7 +105,6 @@ impl EvalOp for FastScaleShift {
                 Ok(())
             },
         )?;
-        drop(out_plain);
         Ok(tvec!(output.into_tvalue()))
     }
 

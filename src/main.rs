@@ -272,6 +272,9 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if !hgpose::platform::memory::keep_freed_memory() {
+        tracing::debug!("the allocator keeps its own thresholds (not glibc)");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {

@@ -230,11 +230,20 @@ impl PoseModel {
         let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
         let packs = super::fast_pack::swap_in(optimized).map_err(err)?;
         let requants = super::fast_requant::swap_in(optimized).map_err(err)?;
-        if unfused + norms + requantizations + dequantizations + pools + im2cols + packs + requants
+        let turned = super::transposed_product::swap_in(optimized).map_err(err)?;
+        if unfused
+            + norms
+            + turned
+            + requantizations
+            + dequantizations
+            + pools
+            + im2cols
+            + packs
+            + requants
             > 0
         {
             tracing::debug!(
-                "{}: {unfused} residual adds out of matrix products, {norms} batch norms, {requantizations} requantizations, {dequantizations} dequantizations, \
+                "{}: {unfused} residual adds out of matrix products, {turned} integer products turned around, {norms} batch norms, {requantizations} requantizations, {dequantizations} dequantizations, \
                  {pools} max pools, {im2cols} int8 im2cols, {packs} int8 packs and {requants} \
                  per-channel requantizations run on hgpose's vectorized ops",
                 path.display()
@@ -263,8 +272,13 @@ impl PoseModel {
                     let entry = by_op.entry(node.op().name().to_string()).or_default();
                     entry.0 += ms;
                     entry.1.insert(node.id);
-                    // One line per node, for a profile by node (HGPOSE_LOG=hgpose=debug).
-                    tracing::debug!("node {} ({}): {ms:.3} ms", node.name, node.op().name());
+                    // One line per node, for a profile by node (HGPOSE_LOG=hgpose=debug), with
+                    // what tract says of the op (its kernel, for a matrix product).
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        let info = node.op().info().unwrap_or_default().join("; ");
+                        let op = node.op().name();
+                        tracing::debug!("node {} ({op}): {ms:.3} ms [{info}]", node.name);
+                    }
                     out
                 })
                 .map_err(|e| Error::Inference(format!("{}: {e:#}", self.path.display())))?;

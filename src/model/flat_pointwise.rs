@@ -9,6 +9,7 @@
 //! order per output pixel. Applied to the typed model before tract optimizes it.
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
@@ -39,6 +40,40 @@ fn pointwise_rows(conv: &Conv, input: &TypedFact) -> Option<(usize, usize)> {
         .then_some((h, w))
 }
 
+/// Passes its input through, and keeps tract's optimizer from moving an axis change across it.
+///
+/// Around a quantized convolution tract pushes the flattening reshapes through the integer
+/// product's requantization back into the product, which then runs per image row again
+/// (`c_shape` `[1, C, H, W]` in `bench --profile`'s node lines). Between the reshapes and the
+/// convolution these keep it flat. They cost nothing at run time: the value is handed on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeepAxes;
+
+impl Op for KeepAxes {
+    fn name(&self) -> StaticName {
+        "KeepAxes".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for KeepAxes {
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        Ok(inputs)
+    }
+
+    op_out_of_plan!();
+}
+
+impl TypedOp for KeepAxes {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let input = super::first_input(inputs, "KeepAxes")?;
+        Ok(tvec!(input.without_value()))
+    }
+}
+
 /// Rewrites every such convolution of `model` to run over `[N, C, 1, H*W]`; returns how many.
 pub fn flatten(model: &mut TypedModel) -> TractResult<usize> {
     let mut flattened = 0;
@@ -60,7 +95,15 @@ pub fn flatten(model: &mut TypedModel) -> TractResult<usize> {
             AxisOp::Reshape(2, rows.clone(), flat.clone()),
             &[taps[0]],
         )?[0];
-        let y = patch.wire_node(format!("{}.flat", node.name), conv.clone(), &taps)?[0];
+        let quantized = conv.q_params.is_some();
+        if quantized {
+            let name = format!("{}.keep_flat_input", node.name);
+            taps[0] = patch.wire_node(name, KeepAxes, &[taps[0]])?[0];
+        }
+        let mut y = patch.wire_node(format!("{}.flat", node.name), conv.clone(), &taps)?[0];
+        if quantized {
+            y = patch.wire_node(format!("{}.keep_flat_output", node.name), KeepAxes, &[y])?[0];
+        }
         let y = patch.wire_node(
             format!("{}.rows_output", node.name),
             AxisOp::Reshape(2, flat, rows),

@@ -17,6 +17,7 @@ mod nnef;
 mod precision;
 mod sidecar;
 mod threads;
+mod transposed_product;
 mod unfused_add;
 
 pub use contract::{

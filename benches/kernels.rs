@@ -1,0 +1,111 @@
+//! tract's matrix-product kernels alone, on the shapes of the hourglass's convolutions, with
+//! packed operands already in memory: what the kernels give before any graph overhead, and what
+//! the orientation of the output costs.
+//!
+//! `cargo bench --bench kernels` prints, per shape and kernel, the best of 15 runs storing the
+//! `m x n` result row-major (`n`-contiguous) and column-major (`m`-contiguous), and the ratio of
+//! the two. For int8 that ratio is why `src/model/transposed_product.rs` turns products around;
+//! for f32 the row-major figures against `bench --profile`'s per-node times show what the graph
+//! around the kernels costs.
+
+use tract_linalg::mmm::{AsInputValue, FusedSpec, MatMatMul};
+use tract_onnx::prelude::*;
+
+/// (m, k, n): a 3x3 convolution of 128 channels on 64x64 (weights as `a`), 1x1 convolutions of
+/// 64-256 channels over 4096 pixels in both orientations, the bundled model's 3x3 stem.
+const SHAPES: [(usize, usize, usize); 7] = [
+    (128, 1152, 4096),
+    (128, 64, 4096),
+    (4096, 64, 128),
+    (128, 256, 4096),
+    (4096, 256, 128),
+    (64, 576, 4096),
+    (128, 1152, 96),
+];
+
+/// Best-of-15 milliseconds of one product, storing into `c` through `view`.
+fn time(
+    mmm: &dyn MatMatMul,
+    packing: usize,
+    (m, k, n): (usize, usize, usize),
+    dt: DatumType,
+    m_contiguous: bool,
+) -> TractResult<f64> {
+    let (pa_format, pb_format) = &mmm.packings()[packing];
+    let a = Tensor::zero_dt(dt, &[m, k])?;
+    let b = Tensor::zero_dt(dt, &[k, n])?;
+    let pa = pa_format.prepare_one(&a, 1, 0)?;
+    let pb = pb_format.prepare_one(&b, 0, 1)?;
+    let (shape, m_axis, n_axis) = if m_contiguous {
+        ([n, m], 1, 0)
+    } else {
+        ([m, n], 0, 1)
+    };
+    let mut c = Tensor::zero_dt(mmm.internal_type(), &shape)?;
+    let mut best = f64::MAX;
+    for _ in 0..15 {
+        let start = std::time::Instant::now();
+        // SAFETY: `c` has the shape the view describes, and outlives the call.
+        unsafe {
+            let store = mmm.c_view(Some(m_axis), Some(n_axis)).wrap(&c.view_mut());
+            let a = AsInputValue::Borrowed(&*pa);
+            let b = AsInputValue::Borrowed(&*pb);
+            mmm.run(
+                m,
+                n,
+                &[
+                    FusedSpec::AddMatMul { a, b, packing },
+                    FusedSpec::Store(store),
+                ],
+            )?;
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(best * 1e3)
+}
+
+fn main() -> TractResult<()> {
+    let dispatch = tract_linalg::MmmDispatch::native();
+    for shape in SHAPES {
+        let (m, k, n) = shape;
+        let gmacs = (m * k * n) as f64 / 1e9;
+        // f32: the kernel tract prefers for the shape; int8: every kernel packing 8-bit operands
+        // alike on both sides
+        let mut runs: Vec<(&dyn MatMatMul, usize, DatumType)> = vec![];
+        let preferred = dispatch.preferred_kernel(DatumType::F32, Some(m), Some(k), Some(n));
+        let preferred = preferred.map(|p| p.name().to_string());
+        let f32_kernel = dispatch
+            .runnable()
+            .iter()
+            .find(|kernel| Some(kernel.name()) == preferred.as_deref());
+        if let Some(f32_kernel) = f32_kernel {
+            runs.push((&**f32_kernel, 0, DatumType::F32));
+        }
+        // (the portable generic kernels are left out: they run only where nothing else does)
+        for kernel in dispatch
+            .runnable()
+            .iter()
+            .filter(|k| !k.name().starts_with("generic"))
+        {
+            let packings = kernel.packings();
+            let i8_packing = packings.iter().position(|(a, b)| {
+                a.precursor() == tract_linalg::WeightType::Plain(DatumType::I8) && a.dyn_eq(&**b)
+            });
+            if let Some(ix) = i8_packing {
+                runs.push((&**kernel, ix, DatumType::I8));
+            }
+        }
+        for (kernel, packing, dt) in runs {
+            let rows = time(kernel, packing, shape, dt, false)?;
+            let cols = time(kernel, packing, shape, dt, true)?;
+            println!(
+                "{m:>5}x{k:<5}x{n:<5} {:<28} n-contiguous {rows:7.3} ms {:6.1} GMAC/s | m-contiguous {cols:7.3} ms {:6.1} GMAC/s | {:.2}x",
+                kernel.name(),
+                gmacs / rows * 1e3,
+                gmacs / cols * 1e3,
+                cols / rows
+            );
+        }
+    }
+    Ok(())
+}

@@ -4,8 +4,9 @@
 //! (k = channels, n = the row's W pixels, batched over H), so the hourglass's 1x1 convolutions
 //! ran as thousands of small products with a pack each. Reshaping the input to `[N, C, 1, H*W]`
 //! and the output back makes each one a single product over all pixels: measured 8% faster in
-//! f32 and 13% in int8 on the bundled model (`bench --profile`; the same model with the
-//! reshapes written into the ONNX graph). The values are the same products, summed in the same
+//! f32 on the bundled model (`bench --profile`; the same model with the reshapes written into
+//! the ONNX graph). Quantized ones stay flat only where their products are then turned around
+//! ([`KeepAxes`], `transposed_product`). The values are the same products, summed in the same
 //! order per output pixel. Applied to the typed model before tract optimizes it.
 
 use tract_onnx::prelude::*;
@@ -44,8 +45,9 @@ fn pointwise_rows(conv: &Conv, input: &TypedFact) -> Option<(usize, usize)> {
 ///
 /// Around a quantized convolution tract pushes the flattening reshapes through the integer
 /// product's requantization back into the product, which then runs per image row again
-/// (`c_shape` `[1, C, H, W]` in `bench --profile`'s node lines). Between the reshapes and the
-/// convolution these keep it flat. They cost nothing at run time: the value is handed on.
+/// (`c_shape` `[1, C, H, W]` in the node lines of `bench --profile` with
+/// `HGPOSE_LOG=hgpose=debug`). Between the reshapes and the convolution these keep it flat.
+/// They cost nothing at run time: the value is handed on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeepAxes;
 
@@ -95,7 +97,9 @@ pub fn flatten(model: &mut TypedModel) -> TractResult<usize> {
             AxisOp::Reshape(2, rows.clone(), flat.clone()),
             &[taps[0]],
         )?[0];
-        let quantized = conv.q_params.is_some();
+        // Kept flat only where the integer product is then turned around to store along the
+        // pixels: flat and m-contiguous it was slower than tract's per-row products.
+        let quantized = conv.q_params.is_some() && super::transposed_product::turns_products();
         if quantized {
             let name = format!("{}.keep_flat_input", node.name);
             taps[0] = patch.wire_node(name, KeepAxes, &[taps[0]])?[0];

@@ -113,10 +113,24 @@ fn stores_down_m(op: &OptMatMul) -> bool {
         && alike
 }
 
-/// Turns every integer product of an optimized model that stores `m`-contiguous around (x86_64
-/// only); returns how many.
+/// Whether this CPU runs tract's AVX-512 VNNI kernels, the ones measured here: elsewhere
+/// products keep tract's orientation (and quantized 1x1 convolutions their rows, see
+/// `flat_pointwise`).
+pub fn turns_products() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Turns every integer product of an optimized model that stores `m`-contiguous around (AVX-512
+/// VNNI only, [`turns_products`]); returns how many.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
-    if !cfg!(target_arch = "x86_64") {
+    if !turns_products() {
         return Ok(0);
     }
     let mut swapped = 0;
@@ -259,11 +273,7 @@ mod tests {
             .into_iter()
             .filter(|op| stores_down_m(op))
             .collect();
-        let vnni = tract_linalg::MmmDispatch::native()
-            .runnable()
-            .iter()
-            .any(|k| k.name().starts_with("avx512vnni"));
-        if !vnni {
+        if !turns_products() {
             eprintln!("no AVX-512 VNNI kernel on this CPU: nothing to turn around here");
             return;
         }

@@ -2,7 +2,7 @@
 //!
 //! tract fuses `conv(x) + skip` into the product's kernel (`AddUnicast`): each output tile
 //! reads its part of `skip` (x86 kernels with `vgatherdps`) before storing. On the paper's
-//! 2x256 model the four products that carry an add took 5.2-12.7 ms against 2.0-4.5 ms for
+//! 2x256 model the four products that carry an add took 5.1-12.7 ms against 2.0-4.5 ms for
 //! the same shapes without one, a sixth of the f32 inference (`bench --profile` with
 //! `HGPOSE_LOG=hgpose=debug`). Split, the product runs at the plain product's speed and the
 //! add is one vectorizable pass of 0.3 ms. The sum is the same float operation on the same

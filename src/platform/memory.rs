@@ -25,8 +25,9 @@ pub fn reset_peak() -> bool {
 /// blocks are freed) with a fresh mapping, and gives the heap's free top back once it passes
 /// the trim threshold. An inference allocates and frees megabytes of activations and packed
 /// matrices, so each one paid page faults to touch them again: with the thresholds raised,
-/// the 2x256 model's f32 inference took about 10% less in alternating runs (README, Measured). The cost is memory that stays mapped between inferences,
-/// which the next inference needs anyway. Returns false where the allocator refused (the
+/// the 2x256 model's f32 inference took about 10% less in alternating runs (README,
+/// Measured). The cost is memory that stays mapped between inferences, which the next
+/// inference needs anyway. Returns false where the allocator refused (the
 /// largest mmap threshold glibc takes is 32 MiB on 64-bit targets, 512 KiB on 32-bit ones).
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

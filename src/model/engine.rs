@@ -223,6 +223,7 @@ impl PoseModel {
     fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
         let err = |e: TractError| Error::model(path, format!("{e:#}"));
         let unfused = super::unfused_add::swap_in(optimized).map_err(err)?;
+        let relus = super::relu_into_product::swap_in(optimized).map_err(err)?;
         let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;
         let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
         let norms = super::fast_scale_shift::swap_in(optimized).map_err(err)?;
@@ -243,7 +244,7 @@ impl PoseModel {
             > 0
         {
             tracing::debug!(
-                "{}: {unfused} residual adds out of matrix products, {turned} integer products turned around, {norms} batch norms, {requantizations} requantizations, {dequantizations} dequantizations, \
+                "{}: {unfused} residual adds out of matrix products, {relus} ReLUs into them, {turned} integer products turned around, {norms} batch norms, {requantizations} requantizations, {dequantizations} dequantizations, \
                  {pools} max pools, {im2cols} int8 im2cols, {packs} int8 packs and {requants} \
                  per-channel requantizations run on hgpose's vectorized ops",
                 path.display()

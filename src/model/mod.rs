@@ -15,6 +15,7 @@ mod joints;
 mod knobs;
 mod nnef;
 mod precision;
+mod relu_into_product;
 mod sidecar;
 mod threads;
 mod transposed_product;

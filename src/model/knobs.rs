@@ -41,6 +41,7 @@ fn avx512() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_models::{first_output, patterned_input};
     use tract_onnx::prelude::*;
 
     fn direct_spatial_convs(model: &TypedModel) -> usize {
@@ -53,12 +54,7 @@ mod tests {
     /// same heatmaps up to float summation order.
     #[test]
     fn the_scope_turns_the_direct_spatial_stem_into_a_matrix_product() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
-        let typed = tract_onnx::onnx()
-            .model_for_path(root.join("hg_s2_f32_stacked.onnx"))
-            .unwrap()
-            .into_typed()
-            .unwrap();
+        let typed = crate::model::test_models::fixture_hourglass();
         let theirs = typed.clone().into_optimized().unwrap();
         let ours = scope().unwrap().enter(|| typed.into_optimized()).unwrap();
         if !avx512() {
@@ -74,23 +70,13 @@ mod tests {
             "tract lowers the stem directly"
         );
         assert_eq!(direct_spatial_convs(&ours), 0);
-        let input: Tensor =
-            tract_ndarray::Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| {
-                ((c * 5 + y * 3 + x) % 13) as f32 / 13.0
-            })
-            .into();
-        let run = |m: TypedModel| {
-            let out = m
-                .into_runnable()
-                .unwrap()
-                .run(tvec!(input.clone().into_tvalue()));
-            out.unwrap().remove(0).into_tensor()
-        };
-        let (a, b) = (run(theirs), run(ours));
-        let (a, b) = (a.try_as_plain_ram().unwrap(), b.try_as_plain_ram().unwrap());
-        let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
+        let input = patterned_input((1, 3, 256, 256));
+        let (a, b) = (first_output(&theirs, &input), first_output(&ours, &input));
         let range = a.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(
             worst <= 1e-4 * range,
             "heatmaps differ by {worst} (range {range})"

@@ -17,6 +17,8 @@ mod nnef;
 mod precision;
 mod relu_into_product;
 mod sidecar;
+#[cfg(test)]
+mod test_models;
 mod threads;
 mod transposed_product;
 mod unfused_add;

@@ -95,6 +95,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_models::{first_output, patterned_input};
 
     fn standalone_maxes(model: &TypedModel) -> usize {
         let ops = model
@@ -108,13 +109,7 @@ mod tests {
     /// is a pass of its own; folded into the products, the heatmaps are the same to the bit.
     #[test]
     fn folded_relus_give_the_same_heatmaps() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
-        let mut model = tract_onnx::onnx()
-            .model_for_path(root.join("hg_s2_f32_stacked.onnx"))
-            .unwrap()
-            .into_typed()
-            .unwrap();
-        super::super::flat_pointwise::flatten(&mut model).unwrap();
+        let model = crate::model::test_models::fixture_hourglass();
         let theirs = model.into_optimized().unwrap();
         let before = standalone_maxes(&theirs);
         let mut ours = theirs.clone();
@@ -124,23 +119,7 @@ mod tests {
             "the 3x3 convolutions' ReLUs run on their own in tract's plan"
         );
         assert_eq!(standalone_maxes(&ours), before - folded);
-        let input: Tensor =
-            tract_ndarray::Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| {
-                ((c * 11 + y * 7 + x * 5) % 19) as f32 / 19.0
-            })
-            .into();
-        let run = |m: TypedModel| {
-            let out = m
-                .into_runnable()
-                .unwrap()
-                .run(tvec!(input.clone().into_tvalue()));
-            let out = out.unwrap().remove(0).into_tensor();
-            out.try_as_plain_ram()
-                .unwrap()
-                .as_slice::<f32>()
-                .unwrap()
-                .to_vec()
-        };
-        assert_eq!(run(ours), run(theirs));
+        let input = patterned_input((1, 3, 256, 256));
+        assert_eq!(first_output(&ours, &input), first_output(&theirs, &input));
     }
 }

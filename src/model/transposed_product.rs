@@ -153,6 +153,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_models::{first_output, patterned_input};
     use tract_onnx::pb::tensor_proto::DataType;
     use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
     use tract_onnx::pb::*;
@@ -287,25 +288,8 @@ mod tests {
         assert_eq!(&transposed(&turned).unwrap(), down_m[0]);
         let mut ours = theirs.clone();
         assert_eq!(swap_in(&mut ours).unwrap(), 1);
-        let input: Tensor =
-            tract_ndarray::Array4::from_shape_fn((1, 32, 16, 16), |(_, c, y, x)| {
-                ((c * 13 + y * 5 + x * 3) % 29) as f32 / 8.0 - 1.7
-            })
-            .into();
-        let run = |m: &TypedModel| {
-            let out = m
-                .clone()
-                .into_runnable()
-                .unwrap()
-                .run(tvec!(input.clone().into_tvalue()));
-            let out = out.unwrap().remove(0).into_tensor();
-            out.try_as_plain_ram()
-                .unwrap()
-                .as_slice::<f32>()
-                .unwrap()
-                .to_vec()
-        };
-        let (expected, got) = (run(&theirs), run(&ours));
+        let input = patterned_input((1, 32, 16, 16));
+        let (expected, got) = (first_output(&theirs, &input), first_output(&ours, &input));
         assert!(
             expected.iter().any(|v| *v != expected[0]),
             "a non-constant output"

@@ -123,6 +123,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_models::{first_output, patterned_input};
 
     fn fused_adds(model: &TypedModel) -> usize {
         model
@@ -154,14 +155,7 @@ mod tests {
     /// The fixture hourglass, optimized as the engine does, then split: the same heatmaps to the bit.
     #[test]
     fn split_products_compute_the_fused_ones_to_the_bit() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
-        let mut model = tract_onnx::onnx()
-            .model_for_path(root.join("hg_s2_f32_stacked.onnx"))
-            .unwrap()
-            .into_typed()
-            .unwrap();
-        // As the engine does: 1x1 convolutions over flat rows first (the fusion follows them).
-        super::super::flat_pointwise::flatten(&mut model).unwrap();
+        let model = crate::model::test_models::fixture_hourglass();
         let model = model.into_optimized().unwrap();
         let fused = fused_adds(&model);
         assert!(fused > 0, "the fixture has residual adds tract fuses");
@@ -173,20 +167,7 @@ mod tests {
         } else {
             assert_eq!(swapped, 0);
         }
-        let input: Tensor =
-            tract_ndarray::Array4::from_shape_fn((1, 3, 256, 256), |(_, c, y, x)| {
-                ((c * 7 + y * 3 + x) % 17) as f32 / 17.0
-            })
-            .into();
-        let run = |m: TypedModel| {
-            let plan = m.into_runnable().unwrap();
-            plan.run(tvec!(input.clone().into_tvalue())).unwrap()
-        };
-        let (theirs, ours) = (run(model), run(split));
-        assert_eq!(theirs.len(), ours.len());
-        for (t, o) in theirs.iter().zip(&ours) {
-            let (t, o) = (t.try_as_plain_ram().unwrap(), o.try_as_plain_ram().unwrap());
-            assert_eq!(t.as_slice::<f32>().unwrap(), o.as_slice::<f32>().unwrap());
-        }
+        let input = patterned_input((1, 3, 256, 256));
+        assert_eq!(first_output(&split, &input), first_output(&model, &input));
     }
 }

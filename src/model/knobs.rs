@@ -28,14 +28,7 @@ pub fn scope() -> TractResult<KnobScope> {
 }
 
 fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::platform::has_feature("avx512f")
 }
 
 #[cfg(test)]

@@ -117,14 +117,7 @@ fn stores_down_m(op: &OptMatMul) -> bool {
 /// products keep tract's orientation (and quantized 1x1 convolutions their rows, see
 /// `flat_pointwise`).
 pub fn turns_products() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::platform::has_feature("avx512vnni")
 }
 
 /// Turns every integer product of an optimized model that stores `m`-contiguous around (AVX-512

@@ -40,6 +40,12 @@ impl CpuInfo {
     }
 }
 
+/// Whether the running CPU has `feature`, by the names [`CpuInfo::features`] uses (`avx512f`,
+/// `avx512vnni`, `asimddp`, ...): for the choices made per host at load time.
+pub fn has_feature(feature: &str) -> bool {
+    detect_features().contains(&feature)
+}
+
 /// The CPU model as /proc/cpuinfo names it (x86 "model name", ARM "Model"/"CPU part").
 fn cpu_model(cpuinfo: &str) -> String {
     let field = |key: &str| {

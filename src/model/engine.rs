@@ -219,36 +219,41 @@ impl PoseModel {
     }
 
     /// Puts hgpose's vectorized ops in place of tract's slow ones, where they compute the same
-    /// tensors (`fast_*` modules).
+    /// tensors (`fast_*` modules), and rearranges tract's matrix products where that pays
+    /// (`unfused_add`, `relu_into_product`, `transposed_product`). Each rewrite runs in turn on
+    /// the plan the previous one left.
     fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
-        let err = |e: TractError| Error::model(path, format!("{e:#}"));
-        let unfused = super::unfused_add::swap_in(optimized).map_err(err)?;
-        let relus = super::relu_into_product::swap_in(optimized).map_err(err)?;
-        let requantizations = super::fast_quantize::swap_in(optimized).map_err(err)?;
-        let pools = super::fast_pool::swap_in(optimized).map_err(err)?;
-        let norms = super::fast_scale_shift::swap_in(optimized).map_err(err)?;
-        let dequantizations = super::fast_dequantize::swap_in(optimized).map_err(err)?;
-        let im2cols = super::fast_im2col::swap_in(optimized).map_err(err)?;
-        let packs = super::fast_pack::swap_in(optimized).map_err(err)?;
-        let requants = super::fast_requant::swap_in(optimized).map_err(err)?;
-        let turned = super::transposed_product::swap_in(optimized).map_err(err)?;
-        if unfused
-            + norms
-            + turned
-            + requantizations
-            + dequantizations
-            + pools
-            + im2cols
-            + packs
-            + requants
-            > 0
-        {
-            tracing::debug!(
-                "{}: {unfused} residual adds out of matrix products, {relus} ReLUs into them, {turned} integer products turned around, {norms} batch norms, {requantizations} requantizations, {dequantizations} dequantizations, \
-                 {pools} max pools, {im2cols} int8 im2cols, {packs} int8 packs and {requants} \
-                 per-channel requantizations run on hgpose's vectorized ops",
-                path.display()
-            );
+        type Rewrite = fn(&mut TypedModel) -> TractResult<usize>;
+        let rewrites: [(&str, Rewrite); 10] = [
+            (
+                "residual adds out of matrix products",
+                super::unfused_add::swap_in,
+            ),
+            (
+                "ReLUs into matrix products",
+                super::relu_into_product::swap_in,
+            ),
+            ("requantizations", super::fast_quantize::swap_in),
+            ("max pools", super::fast_pool::swap_in),
+            ("batch norms", super::fast_scale_shift::swap_in),
+            ("dequantizations", super::fast_dequantize::swap_in),
+            ("int8 im2cols", super::fast_im2col::swap_in),
+            ("int8 packs", super::fast_pack::swap_in),
+            ("per-channel requantizations", super::fast_requant::swap_in),
+            (
+                "integer products turned around",
+                super::transposed_product::swap_in,
+            ),
+        ];
+        let mut done = vec![];
+        for (what, rewrite) in rewrites {
+            let count = rewrite(optimized).map_err(|e| Error::model(path, format!("{e:#}")))?;
+            if count > 0 {
+                done.push(format!("{count} {what}"));
+            }
+        }
+        if !done.is_empty() {
+            tracing::debug!("{}: hgpose's rewrites: {}", path.display(), done.join(", "));
         }
         Ok(())
     }

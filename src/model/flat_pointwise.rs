@@ -99,13 +99,13 @@ pub fn flatten(model: &mut TypedModel) -> TractResult<usize> {
         )?[0];
         // Kept flat only where the integer product is then turned around to store along the
         // pixels: flat and m-contiguous it was slower than tract's per-row products.
-        let quantized = conv.q_params.is_some() && super::transposed_product::turns_products();
-        if quantized {
+        let keep_flat = conv.q_params.is_some() && super::transposed_product::turns_products();
+        if keep_flat {
             let name = format!("{}.keep_flat_input", node.name);
             taps[0] = patch.wire_node(name, KeepAxes, &[taps[0]])?[0];
         }
         let mut y = patch.wire_node(format!("{}.flat", node.name), conv.clone(), &taps)?[0];
-        if quantized {
+        if keep_flat {
             y = patch.wire_node(format!("{}.keep_flat_output", node.name), KeepAxes, &[y])?[0];
         }
         let y = patch.wire_node(

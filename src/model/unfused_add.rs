@@ -100,6 +100,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
             splits.push((node.id, plain));
         }
     }
+    let mut split = 0;
     for (id, plain) in &splits {
         let node = model.node(*id);
         let mut patch = TypedModelPatch::new(format!("unfuse the add of {}", node.name));
@@ -113,11 +114,12 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         }
         patch.shunt_outside(model, (*id).into(), sum)?;
         patch.apply(model)?;
+        split += 1;
     }
-    if !splits.is_empty() {
+    if split > 0 {
         model.compact()?;
     }
-    Ok(splits.len())
+    Ok(split)
 }
 
 #[cfg(test)]

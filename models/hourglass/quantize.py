@@ -233,6 +233,101 @@ def calibrate(
     return ranges, means
 
 
+# --------------------------------------------------------------------------- channel equalization
+
+
+def _group(node: onnx.NodeProto) -> int:
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1)
+
+
+def _equalizable_pairs(model: onnx.ModelProto) -> List[Tuple[onnx.NodeProto, onnx.NodeProto]]:
+    """``(producer, conv)`` pairs joined by a ReLU that nothing else reads: ``producer`` is an
+    ungrouped Conv or a BatchNormalization with constant scale and bias whose output only that
+    ReLU reads, ``conv`` an ungrouped Conv with constant weights."""
+    inits = {t.name for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers: Dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    outputs = {o.name for o in model.graph.output}
+
+    def private(tensor: str) -> bool:
+        return readers.get(tensor, 0) == 1 and tensor not in outputs
+
+    pairs = []
+    for conv in model.graph.node:
+        if conv.op_type != "Conv" or _group(conv) != 1:
+            continue
+        relu = producer.get(conv.input[0])
+        if relu is None or relu.op_type != "Relu" or not private(relu.output[0]):
+            continue
+        prev = producer.get(relu.input[0])
+        if prev is None or not private(prev.output[0]):
+            continue
+        constants = [conv.input[1], *(i for i in prev.input[1:3] if i)]
+        # A shared initializer would be rescaled for another node too.
+        if not all(c in inits and readers.get(c) == 1 for c in constants):
+            continue
+        if (prev.op_type == "Conv" and _group(prev) == 1) or (
+            prev.op_type == "BatchNormalization" and len(prev.input) >= 3
+        ):
+            pairs.append((prev, conv))
+    return pairs
+
+
+def _channel_peaks(model: onnx.ModelProto, inputs: Sequence[np.ndarray], tensors: set) -> Dict[str, np.ndarray]:
+    """Largest absolute value of each channel (axis 1) of ``tensors`` over ``inputs``."""
+    probe = _Probe(model)
+    peaks: Dict[str, np.ndarray] = {}
+    for x in inputs:
+        for name, v in probe.tensors(x):
+            if name in tensors and v.ndim == 4:
+                peaks[name] = np.maximum(peaks.get(name, 0.0), np.abs(v).max(axis=(0, 2, 3)))
+    return peaks
+
+
+def equalize_channels(
+    model: onnx.ModelProto, inputs: Sequence[np.ndarray], strength: float = 0.5
+) -> Tuple[onnx.ModelProto, int]:
+    """Cross-layer equalization through ReLUs (Nagel et al. 2019), exact in float.
+
+    8-bit activations get one scale per tensor, so a channel whose values stay far below the
+    tensor's largest is left a few levels. ReLU commutes with a positive scale, so channel ``c``
+    of what feeds the ReLU (a convolution's filters and bias, or a batch norm's scale and shift)
+    can be multiplied by ``s_c`` and the next convolution's input channel ``c`` divided by it
+    without changing the float result. ``s_c = (peak / peak_c) ** strength``: 1 moves all of a
+    channel's range into the weights (every channel reaches the tensor's peak), 0 changes nothing;
+    in between shares the rounding between the activation and the next convolution's weights.
+    Returns the rewritten copy and how many convolutions it rescaled."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    pairs = _equalizable_pairs(out)
+    if not pairs or strength <= 0:
+        return out, 0
+    peaks = _channel_peaks(model, inputs, {conv.input[0] for _, conv in pairs})
+    inits = {t.name: t for t in out.graph.initializer}
+
+    def rescale(name: str, factor: np.ndarray, axis: int) -> None:
+        value = numpy_helper.to_array(inits[name]).astype(np.float64)
+        shape = [1] * value.ndim
+        shape[axis] = -1
+        inits[name].CopyFrom(numpy_helper.from_array((value * factor.reshape(shape)).astype(np.float32), name))
+
+    for prev, conv in pairs:
+        peak = peaks.get(conv.input[0])
+        if peak is None or peak.max() <= 0:
+            continue
+        # Dead channels (never above a thousandth of the peak) are raised only that far.
+        peak = np.maximum(peak.astype(np.float64), 1e-3 * peak.max())
+        s = (peak.max() / peak) ** strength
+        rescale(conv.input[1], 1.0 / s, axis=1)
+        for name in prev.input[1:3]:  # Conv: weights, bias; BatchNormalization: scale, shift
+            if name:
+                rescale(name, s, axis=0)
+    return out, len(pairs)
+
+
 # --------------------------------------------------------------------------- quantization params
 
 
@@ -562,11 +657,82 @@ def conv_outputs(model: onnx.ModelProto, grouped: Optional[bool] = None) -> List
     return found
 
 
+def integer_convs_in_float(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with every QLinearConv and ConvInteger computed by a float Conv on the same
+    integers: DequantizeLinear -> Conv -> QuantizeLinear, and Cast -> Sub -> Conv -> Cast for
+    ConvInteger (zero points and scales as in the integer op, so only float summation order
+    differs from exact integer sums). This is how the quantized model is measured here.
+
+    onnxruntime's own QLinearConv multiplies uint8 activations by int8 weights with AVX2's
+    ``vpmaddubsw``, which saturates pairs of products at 16 bits: on CPUs without AVX-512 VNNI it
+    computes another function than the model's (tract and VNNI do not saturate), so measuring
+    with it there chose the wrong convolutions to keep in float. Run it with graph optimizations
+    off, or onnxruntime may fuse the emulation back into QLinearConv."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    inits = {t.name: t for t in out.graph.initializer}
+
+    def value(name: str) -> np.ndarray:
+        if name not in inits:
+            raise ValueError(f"{name} is not an initializer: cannot emulate its convolution")
+        return numpy_helper.to_array(inits[name])
+
+    def const(name: str, array: np.ndarray) -> str:
+        out.graph.initializer.append(numpy_helper.from_array(array, name))
+        return name
+
+    def per_output_channel(scale: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return scale.reshape((-1,) + (1,) * (w.ndim - 1)) if scale.ndim else scale
+
+    nodes = []
+    for n in out.graph.node:
+        conv_attrs = [a for a in n.attribute]
+        tag = n.output[0]
+        if n.op_type == "QLinearConv":
+            x, xs, xz, w, ws, wz, ys, yz = n.input[:8]
+            wv, wsv, wzv = value(w), value(ws).astype(np.float64), value(wz).astype(np.float64)
+            wf = (wv.astype(np.float64) - per_output_channel(wzv, wv)) * per_output_channel(wsv, wv)
+            conv_in = [f"{tag}_emu_x", const(f"{tag}_emu_w", wf.astype(np.float32))]
+            if len(n.input) > 8 and n.input[8]:
+                bias = value(n.input[8]).astype(np.float64) * float(value(xs)) * wsv
+                conv_in.append(const(f"{tag}_emu_b", bias.astype(np.float32)))
+            nodes += [
+                helper.make_node("DequantizeLinear", [x, xs, xz], [conv_in[0]]),
+                helper.make_node("Conv", conv_in, [f"{tag}_emu_y"]),
+                helper.make_node("QuantizeLinear", [f"{tag}_emu_y", ys, yz], [tag]),
+            ]
+        elif n.op_type == "ConvInteger":
+            x, w = n.input[:2]
+            xz = n.input[2] if len(n.input) > 2 and n.input[2] else None
+            wz = n.input[3] if len(n.input) > 3 and n.input[3] else None
+            wv = value(w).astype(np.float64)
+            if wz:
+                wv = wv - per_output_channel(value(wz).astype(np.float64), wv)
+            x_f = f"{tag}_emu_x"
+            nodes.append(helper.make_node("Cast", [x], [x_f], to=TensorProto.FLOAT))
+            if xz:
+                zero = const(f"{tag}_emu_xz", np.array(float(value(xz)), dtype=np.float32))
+                nodes.append(helper.make_node("Sub", [x_f, zero], [f"{tag}_emu_xc"]))
+                x_f = f"{tag}_emu_xc"
+            nodes += [
+                helper.make_node("Conv", [x_f, const(f"{tag}_emu_w", wv.astype(np.float32))], [f"{tag}_emu_y"]),
+                helper.make_node("Cast", [f"{tag}_emu_y"], [tag], to=TensorProto.INT32),
+            ]
+        else:
+            nodes.append(n)
+            continue
+        nodes[-2].attribute.extend(conv_attrs)  # the Conv keeps kernel, pads, strides, group
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
+
+
 class HeatmapError:
     """Relative squared error of one of a model's outputs (``output``: its index among the graph's
     outputs, the heatmaps hgpose reads) against the float model's, averaged over a fixed set of
-    inputs. onnxruntime runs with its graph optimizations off: with them on, some graphs mixing
-    float and QLinear convolutions came out wrong."""
+    inputs. Integer convolutions run as :func:`integer_convs_in_float` emulates them, with
+    onnxruntime's graph optimizations off (with them on, some graphs mixing float and QLinear
+    convolutions came out wrong)."""
 
     def __init__(self, model: onnx.ModelProto, inputs: Sequence[np.ndarray], output: int = -1):
         self.inputs = list(inputs)
@@ -583,7 +749,7 @@ class HeatmapError:
         return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
     def _outputs(self, model: onnx.ModelProto) -> List[np.ndarray]:
-        sess = self._session(model)
+        sess = self._session(integer_convs_in_float(model))
         name, out = sess.get_inputs()[0].name, sess.get_outputs()[self.output].name
         return [sess.run([out], {name: x})[0].astype(np.float64) for x in self.inputs]
 
@@ -720,6 +886,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--quantize-grouped", action="store_true",
                    help="quantize grouped (depthwise) convolutions too; by default they stay in float, "
                         "where tract runs them faster than its grouped integer path")
+    p.add_argument("--equalize", type=float, default=0.0, metavar="STRENGTH",
+                   help="cross-layer channel equalization through ReLUs before calibration, 0 (off) to 1 "
+                        "(every channel's range moved into the next convolution's weights)")
     p.add_argument("--no-bias-correction", action="store_true",
                    help="do not fold the mean shift that rounding the weights causes into the biases")
     p.add_argument("--float-pool", action="store_true", help="run MaxPool / Resize in float")
@@ -748,6 +917,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_input_shape(model, inputs[0].shape)
     else:
         inputs = calibration_inputs(args.calibration, input_size(model), crops=not args.no_crops)
+    if not 0.0 <= args.equalize <= 1.0:
+        p.error(f"--equalize {args.equalize}: give a strength from 0 (off) to 1")
+    if args.equalize > 0:
+        model, rescaled = equalize_channels(model, inputs, args.equalize)
+        print(f"channel equalization (strength {args.equalize}): {rescaled} convolution(s) rescaled")
     ranges, means = calibrate(model, inputs, args.method, args.percentile)
     if args.no_bias_correction:
         means = None

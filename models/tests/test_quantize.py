@@ -19,6 +19,8 @@ from hourglass.quantize import (
     activation_qparams,
     calibration_inputs,
     choose_float_convs,
+    equalize_channels,
+    integer_convs_in_float,
     main,
     weight_qparams,
 )
@@ -29,9 +31,13 @@ SAMPLE = os.path.join(MODELS_DIR, "samples", "astronaut.jpg")
 
 
 def _run(path, x):
+    """The last output, integer convolutions emulated exactly in float (onnxruntime's own
+    QLinearConv saturates on AVX2 CPUs; see integer_convs_in_float)."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    model = integer_convs_in_float(onnx.load(path))
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[-1]
 
 
@@ -249,3 +255,124 @@ def test_grouped_convolutions_stay_float_unless_asked(tmp_path):
     assert convs["depthwise"] == "Conv" and "Conv" not in [t for k, t in convs.items() if k != "depthwise"]
     assert main(common + ["-o", out, "--quantize-grouped"]) == 0
     assert Counter(n.op_type for n in onnx.load(out).graph.node)["Conv"] == 0
+
+
+def _relu_between(path, producer: str, second_reader: bool = False):
+    """x -> (3x3 Conv with bias | BatchNormalization) -> Relu -> 1x1 Conv -> y, the middle
+    channels' ranges spread over two orders of magnitude and more; ``second_reader``: the ReLU's output
+    is a graph output too."""
+    rng = np.random.default_rng(6)
+    spread = (10.0 ** np.linspace(-1, 1.5, 6)).astype(np.float32)  # 6 middle channels
+    inits = [numpy_helper.from_array(rng.normal(size=(5, 6, 1, 1)).astype(np.float32), "w2")]
+    if producer == "conv":
+        w1 = rng.normal(size=(6, 4, 3, 3)).astype(np.float32) * spread[:, None, None, None]
+        inits += [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(spread * 0.1, "b1")]
+        first = helper.make_node("Conv", ["x", "w1", "b1"], ["m"], pads=[1, 1, 1, 1])
+        channels = 4
+    else:
+        inits += [numpy_helper.from_array(a.astype(np.float32), n) for n, a in (
+            ("g", spread), ("b", spread * 0.1), ("mean", rng.normal(size=6)), ("var", rng.uniform(0.5, 2, 6)))]
+        first = helper.make_node("BatchNormalization", ["x", "g", "b", "mean", "var"], ["m"])
+        channels = 6
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if second_reader:
+        outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        [first, helper.make_node("Relu", ["m"], ["r"]), helper.make_node("Conv", ["r", "w2"], ["y"])],
+        "relu_between",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 8, 8])],
+        outputs,
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, path)
+    return model, [rng.normal(size=(1, channels, 8, 8)).astype(np.float32) for _ in range(4)]
+
+
+def _middle_peaks(model, inputs):
+    """Per-channel peak of the ReLU's output over ``inputs``."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    if all(o.name != "r" for o in probe.graph.output):
+        probe.graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return np.max([sess.run(None, {"x": x})[names.index("r")].max(axis=(0, 2, 3)) for x in inputs], axis=0)
+
+
+@pytest.mark.parametrize("producer", ["conv", "batchnorm"])
+def test_equalization_evens_channel_ranges_and_keeps_the_float_result(tmp_path, producer):
+    model, inputs = _relu_between(str(tmp_path / "m.onnx"), producer)
+    before = _middle_peaks(model, inputs)
+    assert before.max() / before.min() > 100
+    for strength, spread in ((1.0, 1.01), (0.5, 1.01 * np.sqrt(before.max() / before.min()))):
+        equalized, rescaled = equalize_channels(model, inputs, strength)
+        assert rescaled == 1
+        after = _middle_peaks(equalized, inputs)
+        assert after.max() / after.min() < spread
+        assert after.max() == pytest.approx(before.max(), rel=1e-5)  # the largest channel stays as it was
+        a = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        b = ort.InferenceSession(equalized.SerializeToString(), providers=["CPUExecutionProvider"])
+        for x in inputs:
+            ref, got = a.run(["y"], {"x": x})[0], b.run(["y"], {"x": x})[0]
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_equalization_leaves_a_relu_read_elsewhere_alone(tmp_path):
+    model, inputs = _relu_between(str(tmp_path / "m.onnx"), "conv", second_reader=True)
+    equalized, rescaled = equalize_channels(model, inputs, 1.0)
+    assert rescaled == 0
+    assert [numpy_helper.to_array(t).tolist() for t in equalized.graph.initializer] == [
+        numpy_helper.to_array(t).tolist() for t in model.graph.initializer
+    ]
+
+
+def test_integer_convolutions_are_emulated_exactly():
+    """QLinearConv (u8 activations, per-channel int8 weights, int32 bias) and ConvInteger give
+    what integer arithmetic gives, including sums whose products pairs overflow 16 bits (where
+    AVX2's vpmaddubsw saturates)."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, size=(1, 8, 6, 6), dtype=np.uint8)
+    w = rng.integers(-127, 128, size=(4, 8, 3, 3), dtype=np.int8)
+    w[:, :, 0, 0] = 127  # with x near 255: 255 * 127 * 2 > 32767
+    bias = rng.integers(-5000, 5000, size=4, dtype=np.int32)
+    xs, xz, ws, ys, yz = 0.02, 7, rng.uniform(0.001, 0.01, 4).astype(np.float32), 0.5, 3
+    inits = [
+        numpy_helper.from_array(a, n)
+        for n, a in (
+            ("xs", np.array(xs, np.float32)), ("xz", np.array(xz, np.uint8)), ("w", w), ("ws", ws),
+            ("wz", np.zeros(4, np.int8)), ("ys", np.array(ys, np.float32)), ("yz", np.array(yz, np.uint8)),
+            ("b", bias),
+        )
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"], pads=[1] * 4),
+            helper.make_node("ConvInteger", ["x", "w", "xz"], ["acc"], pads=[1] * 4),
+        ],
+        "integer_convs",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None),
+         helper.make_tensor_value_info("acc", TensorProto.INT32, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    emulated = integer_convs_in_float(model)
+    assert {n.op_type for n in emulated.graph.node}.isdisjoint({"QLinearConv", "ConvInteger"})
+    sess = ort.InferenceSession(emulated.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    y, acc = sess.run(["y", "acc"], {"x": x})
+
+    # Padding contributes nothing: both ops pad with the zero point.
+    padded = np.pad(x.astype(np.int64) - xz, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    exact = np.zeros((1, 4, 6, 6), np.int64)
+    for i in range(6):
+        for j in range(6):
+            exact[0, :, i, j] = np.einsum("cij,ocij->o", padded[0, :, i : i + 3, j : j + 3], w.astype(np.int64))
+    assert np.abs(exact).max() > 2**15  # sums beyond 16 bits are part of the check
+    np.testing.assert_array_equal(acc, exact.astype(np.int32))
+    real = (exact + bias[None, :, None, None]) * (xs * ws.astype(np.float64))[None, :, None, None]
+    expected = np.clip(np.round(real / ys) + yz, 0, 255)
+    assert np.abs(y.astype(np.int64) - expected).max() <= 1  # float rounding at exact halves only
+    assert np.mean(y == expected) > 0.99

@@ -11,6 +11,7 @@ mod fast_quantize;
 mod fast_requant;
 mod fast_scale_shift;
 mod flat_pointwise;
+mod int8_kernel;
 mod joints;
 mod knobs;
 mod nnef;

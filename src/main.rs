@@ -698,6 +698,14 @@ fn run_bench(args: &ModelArgs, image: Option<&Path>, plan: BenchPlan, json: bool
                 .map(|r| r.model.clone())
                 .collect();
             files.dedup();
+            if files.len() > 1 && ort_int8_saturates() {
+                tracing::warn!(
+                    "ONNX Runtime's int8 convolutions on this CPU (AVX2, no VNNI) sum u8 x s8 \
+                     products in pairs that saturate at 16 bits: its int8 row times a kernel that \
+                     computes other heatmaps than the model's (hgpose's and tract's do not \
+                     saturate); read it for speed only"
+                );
+            }
             for file in files {
                 match baseline::ort_baseline(Path::new(&file), threads, plan.warmup, plan.runs) {
                     Ok(b) => baselines.push(b),
@@ -1068,4 +1076,14 @@ fn export_artefact(
         }
     }
     Ok(())
+}
+
+/// Whether ONNX Runtime runs int8 convolutions with AVX2's saturating `vpmaddubsw` here (x86_64
+/// without a VNNI dot product).
+fn ort_int8_saturates() -> bool {
+    use hgpose::platform::has_feature;
+    cfg!(target_arch = "x86_64")
+        && has_feature("avx2")
+        && !has_feature("avx512vnni")
+        && !has_feature("avxvnni")
 }

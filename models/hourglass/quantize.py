@@ -314,10 +314,12 @@ def equalize_channels(
         shape[axis] = -1
         inits[name].CopyFrom(numpy_helper.from_array((value * factor.reshape(shape)).astype(np.float32), name))
 
+    rescaled = 0
     for prev, conv in pairs:
         peak = peaks.get(conv.input[0])
         if peak is None or peak.max() <= 0:
             continue
+        rescaled += 1
         # Dead channels (never above a thousandth of the peak) are raised only that far.
         peak = np.maximum(peak.astype(np.float64), 1e-3 * peak.max())
         s = (peak.max() / peak) ** strength
@@ -325,7 +327,7 @@ def equalize_channels(
         for name in prev.input[1:3]:  # Conv: weights, bias; BatchNormalization: scale, shift
             if name:
                 rescale(name, s, axis=0)
-    return out, len(pairs)
+    return out, rescaled
 
 
 # --------------------------------------------------------------------------- quantization params

@@ -2,12 +2,12 @@
 //!
 //! tract 0.23 picks `avx2_mmm_i32_8x8` there. Its i8 inner loop loads each A panel with the
 //! legacy-SSE `movq` between 256-bit AVX instructions, and the SSE/AVX transition costs more than
-//! the arithmetic: on an AVX2-only AMD EPYC the bundled model's int8 products took 1545 ms
-//! against 50 ms for all of f32's (`bench --profile`). `.cargo/patches/` holds the one-line
-//! fix for tract. Until tract has it, hgpose adds a kernel-choice tier to tract's own registry
-//! (`mmm_tiers`, collected with `inventory`) that names `avx_mmm_i32_8x4` for int8 products:
-//! the same widening arithmetic and epilogue in VEX-encoded 128-bit code, the same packing of
-//! the weights, 7.8x faster on that machine. Float products and CPUs with VNNI or AMX keep
+//! the arithmetic: on an AVX2-only AMD EPYC the bundled model's int8 inference took 1339 / 1278
+//! ms per frame. `.cargo/patches/` holds the one-line fix for tract. Until tract has it, hgpose
+//! adds a kernel-choice tier to tract's own registry (`mmm_tiers`, collected with `inventory`)
+//! that names `avx_mmm_i32_8x4` for int8 products: the same widening arithmetic and epilogue in
+//! VEX-encoded 128-bit code, the same packing of the weights; 140 / 93 ms on that machine
+//! (alternating runs, README "Measured"). Float products and CPUs with VNNI or AMX keep
 //! tract's choices. `HGPOSE_TRACT_OPS=1` (tract alone) turns the tier off.
 
 /// The kernel hgpose prefers for int8 products on x86_64 with AVX2 and no VNNI.

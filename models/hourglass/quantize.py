@@ -242,8 +242,9 @@ def _group(node: onnx.NodeProto) -> int:
 
 def _equalizable_pairs(model: onnx.ModelProto) -> List[Tuple[onnx.NodeProto, onnx.NodeProto]]:
     """``(producer, conv)`` pairs joined by a ReLU that nothing else reads: ``producer`` is an
-    ungrouped Conv or a BatchNormalization with constant scale and bias whose output only that
-    ReLU reads, ``conv`` an ungrouped Conv with constant weights."""
+    ungrouped Conv or a BatchNormalization whose output only that ReLU reads, ``conv`` an
+    ungrouped Conv; the weights, bias, scale and shift involved are initializers no other node
+    reads."""
     inits = {t.name for t in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
     readers: Dict[str, int] = {}
@@ -653,8 +654,7 @@ def conv_outputs(model: onnx.ModelProto, grouped: Optional[bool] = None) -> List
     for n in model.graph.node:
         if n.op_type != "Conv":
             continue
-        groups = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1)
-        if grouped is None or grouped == (groups > 1):
+        if grouped is None or grouped == (_group(n) > 1):
             found.append(n.output[0])
     return found
 

@@ -64,13 +64,93 @@ fn time(
     Ok(best * 1e3)
 }
 
+/// The CPU's own ceiling for each kind of multiply-add the kernels are built from, on x86_64 with
+/// AVX2 and FMA: 12 independent accumulators, no memory traffic. f32 `vfmadd231ps` does 8
+/// multiply-adds per instruction; `vpmaddwd` (i16 pairs into i32, how hgpose's AVX2 int8 kernel
+/// multiplies) does 16, plus a `vpaddd` to accumulate. Whether int8 can beat f32 on a CPU
+/// without VNNI comes down to how many of each it retires per cycle.
+#[cfg(target_arch = "x86_64")]
+mod peaks {
+    use std::arch::x86_64::*;
+    use std::hint::black_box;
+
+    const ROUNDS: usize = 20_000_000;
+
+    #[target_feature(enable = "avx2,fma")]
+    fn f32_fma() -> f32 {
+        let (a, b) = (
+            _mm256_set1_ps(black_box(0.999)),
+            _mm256_set1_ps(black_box(1e-9)),
+        );
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..ROUNDS {
+            for x in &mut acc {
+                *x = _mm256_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut sum = [0f32; 8];
+        // SAFETY: `sum` holds 8 floats.
+        unsafe {
+            _mm256_storeu_ps(
+                sum.as_mut_ptr(),
+                acc.iter().fold(b, |s, x| _mm256_add_ps(s, *x)),
+            )
+        };
+        sum[0]
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn i16_madd() -> i32 {
+        let (a, b) = (
+            _mm256_set1_epi16(black_box(3)),
+            _mm256_set1_epi16(black_box(-2)),
+        );
+        // Each product reads its own accumulator, so none can be hoisted or shared.
+        let mut acc = [a; 12];
+        for _ in 0..ROUNDS {
+            for s in &mut acc {
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(*s, b));
+            }
+        }
+        let total = acc.iter().fold(a, |s, v| _mm256_add_epi32(s, *v));
+        _mm256_extract_epi32(total, 0)
+    }
+
+    /// Multiply-adds per nanosecond: f32 FMA, then i16 `vpmaddwd` (with its accumulating add).
+    pub fn measure() -> Option<(f64, f64)> {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        let rate = |macs_per_instruction: f64, run: &dyn Fn()| {
+            let start = std::time::Instant::now();
+            run();
+            (ROUNDS * 12) as f64 * macs_per_instruction / start.elapsed().as_nanos() as f64
+        };
+        // SAFETY: both need AVX2 and FMA, checked above.
+        let fma = rate(8.0, &|| {
+            black_box(unsafe { f32_fma() });
+        });
+        let madd = rate(16.0, &|| {
+            black_box(unsafe { i16_madd() });
+        });
+        Some((fma, madd))
+    }
+}
+
 fn main() -> TractResult<()> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some((fma, madd)) = peaks::measure() {
+        println!(
+            "instruction ceilings: f32 vfmadd231ps {fma:.1} GMAC/s, i16 vpmaddwd+vpaddd {madd:.1} GMAC/s ({:.2}x)",
+            madd / fma
+        );
+    }
     let dispatch = tract_linalg::MmmDispatch::native();
     for shape in SHAPES {
         let (m, k, n) = shape;
         let gmacs = (m * k * n) as f64 / 1e9;
-        // f32: the kernel tract prefers for the shape; int8: every kernel packing 8-bit operands
-        // alike on both sides
+        // f32: the kernel tract prefers for the shape; int8: every kernel with 8-bit operands
+        // (hgpose's own AVX2 kernel among them)
         let mut runs: Vec<(&dyn MatMatMul, usize, DatumType)> = vec![];
         let preferred = dispatch.preferred_kernel(DatumType::F32, Some(m), Some(k), Some(n));
         let preferred = preferred.map(|p| p.name().to_string());
@@ -89,11 +169,16 @@ fn main() -> TractResult<()> {
         {
             let packings = kernel.packings();
             let i8_packing = packings.iter().position(|(a, b)| {
-                a.precursor() == tract_linalg::WeightType::Plain(DatumType::I8) && a.dyn_eq(&**b)
+                a.precursor() == tract_linalg::WeightType::Plain(DatumType::I8)
+                    && b.precursor() == tract_linalg::WeightType::Plain(DatumType::I8)
             });
             if let Some(ix) = i8_packing {
                 runs.push((&**kernel, ix, DatumType::I8));
             }
+        }
+        let ours = hgpose::model::avx2_int8_kernel().filter(|k| k.runnable());
+        if let Some(ours) = &ours {
+            runs.push((&**ours, 1, DatumType::I8));
         }
         for (kernel, packing, dt) in runs {
             let rows = time(kernel, packing, shape, dt, false)?;

@@ -5,13 +5,43 @@
 //! the arithmetic: on an AVX2-only AMD EPYC the bundled model's int8 inference took 1339 / 1278
 //! ms per frame. `.cargo/patches/` holds the one-line fix for tract. Until tract has it, hgpose
 //! adds a kernel-choice tier to tract's own registry (`mmm_tiers`, collected with `inventory`)
-//! that names `avx_mmm_i32_8x4` for int8 products: the same widening arithmetic and epilogue in
-//! VEX-encoded 128-bit code, the same packing of the weights; 140 / 93 ms on that machine
-//! (alternating runs, README "Measured"). Float products and CPUs with VNNI or AMX keep
-//! tract's choices. `HGPOSE_TRACT_OPS=1` (tract alone) turns the tier off.
+//! that names hgpose's own `vpmaddwd` kernel (`avx2_int8_mmm.rs`) for int8 products. Before
+//! that kernel it named tract's `avx_mmm_i32_8x4` (the same widening arithmetic in VEX-encoded
+//! 128-bit code): 140 / 93 ms on that machine (alternating runs, README "Measured").
+//! `HGPOSE_INT8_KERNEL=<name>` names another kernel tract has (to compare them). Float
+//! products and CPUs with VNNI or AMX keep tract's choices. `HGPOSE_TRACT_OPS=1` (tract alone)
+//! turns the tier off.
 
 /// The kernel hgpose prefers for int8 products on x86_64 with AVX2 and no VNNI.
-pub const AVX2_INT8_KERNEL: &str = "avx_mmm_i32_8x4";
+pub const AVX2_INT8_KERNEL: &str = super::avx2_int8_mmm::NAME;
+
+/// tract's 128-bit AVX kernel: the tier's choice before hgpose had its own.
+#[cfg(test)]
+const TRACT_AVX_INT8_KERNEL: &str = "avx_mmm_i32_8x4";
+
+/// The kernel the tier names: [`AVX2_INT8_KERNEL`] unless `HGPOSE_INT8_KERNEL` names another.
+fn avx2_int8_kernel() -> &'static str {
+    static CHOSEN: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(|| match std::env::var("HGPOSE_INT8_KERNEL") {
+        Ok(name) if !name.is_empty() => Box::leak(name.into_boxed_str()),
+        _ => AVX2_INT8_KERNEL,
+    })
+}
+
+/// Whether int8 products on this CPU run hgpose's own AVX2 kernel (no VNNI, the tier on, and
+/// no other kernel named in `HGPOSE_INT8_KERNEL`).
+pub fn hgpose_kernel_runs() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let isa = tract_linalg::isa::native();
+        let vnni = ["avx512vnni", "avxvnni"]
+            .iter()
+            .any(|f| crate::platform::has_feature(f));
+        tier::applies(&isa) && !vnni && avx2_int8_kernel() == AVX2_INT8_KERNEL
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 #[cfg(target_arch = "x86_64")]
 mod tier {
@@ -40,7 +70,7 @@ mod tier {
             name.contains("vnni") || name.contains("amx")
         };
         (acc == DatumType::I32 && query.n != Some(1) && !suitable.iter().any(dot_product))
-            .then_some(super::AVX2_INT8_KERNEL)
+            .then_some(super::avx2_int8_kernel())
     }
 
     // Above tract's own x86_64 tiers (1-8): asked first, answering only where `applies`.
@@ -58,7 +88,7 @@ mod tier {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::tier::{applies, preferred};
-    use super::AVX2_INT8_KERNEL;
+    use super::{AVX2_INT8_KERNEL, TRACT_AVX_INT8_KERNEL};
     use tract_linalg::isa::{Arch, Isa, IsaSet};
     use tract_linalg::mmm::Query;
     use tract_onnx::prelude::DatumType;
@@ -100,29 +130,30 @@ mod tests {
         assert_eq!(preferred(&avx2, DatumType::I32, &int8, &with_vnni), None);
     }
 
-    /// The kernel named is one tract built into this binary, with the same weight packing as
-    /// the kernel it replaces (so pre-packed weights mean the same to both).
+    /// The kernel named is in tract's inventory (so the tier's answer resolves), needs AVX2 and
+    /// nothing more, and takes 8-bit operands in the K=4 layout on both sides, the layout
+    /// hgpose's own im2col and packing ops write (`fast_im2col`, `fast_pack`).
     #[test]
-    fn the_named_kernel_exists_and_packs_weights_alike() {
-        let kernels: Vec<_> = tract_linalg::mmm_routines::declared()
+    fn the_named_kernel_is_registered_and_takes_k4_operands() {
+        let ours = tract_linalg::mmm_routines::declared()
             .map(|r| (r.make)())
-            .collect();
-        let ours = kernels.iter().find(|k| k.name() == AVX2_INT8_KERNEL);
-        let theirs = kernels.iter().find(|k| k.name() == "avx2_mmm_i32_8x8");
-        let (Some(ours), Some(theirs)) = (ours, theirs) else {
-            panic!("tract lacks {AVX2_INT8_KERNEL} or avx2_mmm_i32_8x8");
-        };
+            .find(|k| k.name() == AVX2_INT8_KERNEL)
+            .unwrap_or_else(|| panic!("{AVX2_INT8_KERNEL} is not in tract's inventory"));
         assert!(ours.built());
-        let weights = |k: &dyn tract_linalg::mmm::MatMatMul| {
-            k.packings()
-                .iter()
-                .map(|(a, _)| format!("{a:?}"))
-                .collect::<Vec<_>>()
-        };
-        let shared = weights(ours.as_ref());
+        let avx2 = IsaSet::of_arch(Arch::X86_64)
+            .with(Isa::X86_64Avx)
+            .with(Isa::X86_64Avx2);
+        assert!(ours.runnable_on(&avx2));
+        assert!(!ours.runnable_on(&IsaSet::of_arch(Arch::X86_64).with(Isa::X86_64Avx)));
+        let k4 = format!("{:?}", tract_linalg::pack::PackedI8K4::new(8));
         assert!(
-            weights(theirs.as_ref()).iter().any(|w| shared.contains(w)),
-            "{shared:?}"
+            ours.packings()
+                .iter()
+                .any(|(a, b)| format!("{a:?}") == k4 && format!("{b:?}") == k4),
+            "{:?}",
+            ours.packings()
         );
+        // tract's own 128-bit kernel, the one `HGPOSE_INT8_KERNEL` names to compare, is there too.
+        kernel(TRACT_AVX_INT8_KERNEL);
     }
 }

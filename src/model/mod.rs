@@ -1,6 +1,7 @@
 //! Model: the contract (what the network takes and gives, from the graph and its sidecar) and
 //! inference through tract.
 
+mod avx2_int8_mmm;
 mod contract;
 mod engine;
 mod fast_dequantize;
@@ -24,6 +25,7 @@ mod threads;
 mod transposed_product;
 mod unfused_add;
 
+pub use avx2_int8_mmm::kernel as avx2_int8_kernel;
 pub use contract::{
     resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec,
 };

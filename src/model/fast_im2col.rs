@@ -1,5 +1,6 @@
 //! A faster stand-in for tract's eager im2col of quantized convolutions, for the integer kernels
-//! that take their activations "K=4-inner" (`PackedI8K4`: x86 VNNI, aarch64 SDOT).
+//! that take their activations "K=4-inner" (`PackedI8K4`: x86 VNNI, hgpose's AVX2 kernel,
+//! aarch64 SDOT).
 //!
 //! tract 0.23 feeds that layout one k-row at a time (all pixels of one input tap), so every
 //! byte lands 4 bytes from the last and each row crosses every panel of the buffer; on the

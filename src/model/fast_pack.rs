@@ -1,5 +1,6 @@
 //! A faster stand-in for tract's `OptMatMulPack` of 8-bit activations into the K=4-inner layout
-//! (`PackedI8K4`): the 1x1 convolutions of an int8 model on VNNI or SDOT kernels.
+//! (`PackedI8K4`): the 1x1 convolutions of an int8 model on VNNI or SDOT kernels, or hgpose's
+//! AVX2 one.
 //!
 //! tract 0.23 zero-fills the buffer, then stores one byte at a time, 4 bytes apart. That was
 //! ~10% of the int8 inference (`bench --profile`). This op writes each 4 x r block of a panel

@@ -4,12 +4,19 @@
 //! tract 0.23's AVX2 int8 kernels widen every 8-bit operand to 32 bits and multiply with
 //! `vpmulld`: 8 multiply-adds per instruction pair, fewer than the 8 per single FMA of the f32
 //! kernels, so int8 could never beat f32 there (README "Measured"). This kernel takes both
-//! operands in tract's K=4-inner layout (`PackedI8K4`, the layout of its VNNI kernels) and
-//! multiplies 16-bit pairs with `vpmaddwd`: 16 multiply-adds per instruction, into exact 32-bit
-//! sums for every 8-bit input (unlike `vpmaddubsw`, whose 16-bit pair sums saturate). Per
-//! block of 4 k: the A panel's 8 rows are shuffled into two (k0,k1)/(k2,k3) pair vectors, the B
-//! panel's 8 columns are widened once into an L1-resident scratch, and each column is two
-//! broadcasts, two `vpmaddwd` and two adds into its 8-row accumulator.
+//! operands in tract's K=4-inner layout (`PackedI8K4`, the layout of its VNNI kernels) and has
+//! two ways to multiply them, both exact:
+//! - **bytes** (`vpmaddubsw`, 32 products per instruction): it multiplies unsigned by signed
+//!   bytes and sums pairs in 16 bits, saturating. Taken as `|b| * (a with b's sign)`, a
+//!   pair is at most 2 x 128 x 127 = 32512, inside 16 bits, unless `a` is -128 (its negation
+//!   does not exist in 8 bits). Symmetric weight quantization never writes -128, so this is
+//!   the common path; a `vpmaddwd` by ones then sums the pairs into 32 bits.
+//! - **16-bit pairs** (`vpmaddwd`, 16 per instruction), exact for every input, for an A panel
+//!   that holds a -128 (the bytes path checks as it goes and the tile is recomputed): A's rows
+//!   are shuffled into (k0,k1)/(k2,k3) pair vectors, B's columns widened once into an
+//!   L1-resident scratch, and each column takes two broadcasts and two `vpmaddwd`.
+//!
+//! Kernel alone on the hourglass's shapes (`cargo bench --bench kernels`): README "Measured".
 //!
 //! The fused epilogue (bias, zero-point corrections, residual add, min/max, store) is
 //! vectorized over the 8 rows of a column; requantization steps (`QScale`, rounding shifts)
@@ -299,6 +306,38 @@ mod x86 {
     /// bytes, B `NR` columns of 4 bytes; k past the end is zero-padded by the packer.
     #[inline(always)]
     unsafe fn add_i8_k4_product(tile: &mut Tile, k: usize, pa: *const i8, pb: *const i8) {
+        if let Some(sums) = unsafe { byte_product(k, pa, pb) } {
+            for (column, sum) in tile.iter_mut().zip(sums) {
+                *column = _mm256_add_epi32(*column, sum);
+            }
+        } else {
+            unsafe { pair_product(tile, k, pa, pb) }
+        }
+    }
+
+    /// The product through `vpmaddubsw`, or `None` where A holds a -128 (see the module doc).
+    #[inline(always)]
+    pub(super) unsafe fn byte_product(k: usize, pa: *const i8, pb: *const i8) -> Option<Tile> {
+        let ones = _mm256_set1_epi16(1);
+        let minus_128 = _mm256_set1_epi8(i8::MIN);
+        let mut seen_minus_128 = _mm256_setzero_si256();
+        let mut acc = [_mm256_setzero_si256(); NR];
+        for block in 0..k.div_ceil(4) {
+            let a = unsafe { _mm256_loadu_si256(pa.add(block * 4 * MR) as *const __m256i) };
+            seen_minus_128 = _mm256_or_si256(seen_minus_128, _mm256_cmpeq_epi8(a, minus_128));
+            let columns = unsafe { pb.add(block * 4 * NR) } as *const i32;
+            for (j, column) in acc.iter_mut().enumerate() {
+                let b = _mm256_set1_epi32(unsafe { columns.add(j).read_unaligned() });
+                let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(b), _mm256_sign_epi8(a, b));
+                *column = _mm256_add_epi32(*column, _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        (_mm256_testz_si256(seen_minus_128, seen_minus_128) == 1).then_some(acc)
+    }
+
+    /// The product through `vpmaddwd` on 16-bit pairs: exact for every 8-bit input.
+    #[inline(always)]
+    pub(super) unsafe fn pair_product(tile: &mut Tile, k: usize, pa: *const i8, pb: *const i8) {
         // Within each 128-bit lane (4 rows of 4 bytes): the rows' (k0,k1) byte pairs first,
         // then their (k2,k3) pairs.
         let pairs_first = _mm256_setr_epi8(
@@ -454,33 +493,62 @@ mod tests {
         }
         for k in [1, 3, 4, 5, 64, 255, 256, 257, 600, 1152] {
             let (a, b) = operands(k, k as u32);
-            let (pa, pb) = (pack_k4(&a, k), pack_k4(&b, k));
-            for row_major in [false, true] {
-                let mut c = vec![0i32; MR * NR];
-                run(&[
-                    FusedKerSpec::Clear,
-                    FusedKerSpec::AddMatMul {
-                        k,
-                        pa: pa.as_ptr() as *const u8,
-                        pb: pb.as_ptr() as *const u8,
-                        packing: 1,
-                    },
-                    FusedKerSpec::Store(store_i32(&mut c, row_major)),
-                    FusedKerSpec::Done,
-                ]);
-                let want = product(&a, &b);
-                for (i, want_row) in want.iter().enumerate() {
-                    for (j, want) in want_row.iter().enumerate() {
-                        let got = if row_major {
-                            c[i * NR + j]
-                        } else {
-                            c[j * MR + i]
-                        };
-                        assert_eq!(got, *want, "k={k} row_major={row_major} at ({i},{j})");
+            // Weights as symmetric quantization writes them (no -128: the byte path), and with
+            // a -128 (the 16-bit pair path); B keeps every value.
+            let symmetric: Vec<Vec<i8>> = a
+                .iter()
+                .map(|row| row.iter().map(|v| (*v).max(-127)).collect())
+                .collect();
+            for a in [&symmetric, &a] {
+                let (pa, pb) = (pack_k4(a, k), pack_k4(&b, k));
+                for row_major in [false, true] {
+                    let mut c = vec![0i32; MR * NR];
+                    run(&[
+                        FusedKerSpec::Clear,
+                        FusedKerSpec::AddMatMul {
+                            k,
+                            pa: pa.as_ptr() as *const u8,
+                            pb: pb.as_ptr() as *const u8,
+                            packing: 1,
+                        },
+                        FusedKerSpec::Store(store_i32(&mut c, row_major)),
+                        FusedKerSpec::Done,
+                    ]);
+                    let want = product(a, &b);
+                    for (i, want_row) in want.iter().enumerate() {
+                        for (j, want) in want_row.iter().enumerate() {
+                            let got = if row_major {
+                                c[i * NR + j]
+                            } else {
+                                c[j * MR + i]
+                            };
+                            assert_eq!(got, *want, "k={k} row_major={row_major} at ({i},{j})");
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// The byte path runs exactly where it is exact: it declines an A panel holding -128 and
+    /// takes one without, with B at both of its extremes.
+    #[test]
+    fn the_byte_path_declines_a_minus_128_weight() {
+        if !avx2() {
+            return;
+        }
+        let k = 64;
+        let mut a: Vec<Vec<i8>> = (0..MR).map(|_| vec![-127i8; k]).collect();
+        let b: Vec<Vec<i8>> = (0..NR)
+            .map(|j| vec![if j % 2 == 0 { -128 } else { 127 }; k])
+            .collect();
+        let pb = pack_k4(&b, k);
+        // SAFETY: both panels hold k.div_ceil(4) blocks of 32 bytes.
+        let taken = unsafe { super::x86::byte_product(k, pack_k4(&a, k).as_ptr(), pb.as_ptr()) };
+        assert!(taken.is_some(), "no -128 in A, yet the byte path declined");
+        a[5][17] = -128;
+        let declined = unsafe { super::x86::byte_product(k, pack_k4(&a, k).as_ptr(), pb.as_ptr()) };
+        assert!(declined.is_none(), "A holds -128, yet the byte path ran");
     }
 
     /// The fused steps tract asks of an int8 product, each checked against its definition in

@@ -36,11 +36,9 @@ fn avx2_int8_kernel() -> &'static str {
 pub fn hgpose_kernel_runs() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let isa = tract_linalg::isa::native();
-        let vnni = ["avx512vnni", "avxvnni"]
-            .iter()
-            .any(|f| crate::platform::has_feature(f));
-        tier::applies(&isa) && !vnni && avx2_int8_kernel() == AVX2_INT8_KERNEL
+        tier::applies(&tract_linalg::isa::native())
+            && !crate::platform::has_int8_dot_product()
+            && avx2_int8_kernel() == AVX2_INT8_KERNEL
     }
     #[cfg(not(target_arch = "x86_64"))]
     false

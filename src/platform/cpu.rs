@@ -34,10 +34,17 @@ impl CpuInfo {
                 .unwrap_or(1),
             fp16_arithmetic: has("asimdhp"),
             tract_fp16_kernels: tract_linalg::has_fp16(),
-            int8_dot_product: has("asimddp") || has("avx512vnni") || has("avxvnni"),
+            int8_dot_product: has_int8_dot_product(),
             features,
         }
     }
+}
+
+/// 8-bit dot-product instructions: aarch64 `asimddp`, x86 AVX-512 VNNI or AVX-VNNI.
+pub fn has_int8_dot_product() -> bool {
+    ["asimddp", "avx512vnni", "avxvnni"]
+        .iter()
+        .any(|f| has_feature(f))
 }
 
 /// Whether the running CPU has `feature`, by the names [`CpuInfo::features`] uses (`avx512f`,

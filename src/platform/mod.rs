@@ -7,6 +7,6 @@ mod doctor;
 pub mod memory;
 pub mod python;
 
-pub use cpu::{has_feature, CpuInfo};
+pub use cpu::{has_feature, has_int8_dot_product, CpuInfo};
 pub use devices::{list_devices, DeviceNode};
 pub use doctor::{doctor_report, DoctorReport};

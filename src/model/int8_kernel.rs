@@ -5,7 +5,7 @@
 //! the arithmetic: on an AVX2-only AMD EPYC the bundled model's int8 inference took 1339 / 1278
 //! ms per frame. `.cargo/patches/` holds the one-line fix for tract. Until tract has it, hgpose
 //! adds a kernel-choice tier to tract's own registry (`mmm_tiers`, collected with `inventory`)
-//! that names hgpose's own `vpmaddwd` kernel (`avx2_int8_mmm.rs`) for int8 products. Before
+//! that names hgpose's own kernel (`avx2_int8_mmm.rs`: `vpmaddubsw`, exact) for int8 products. Before
 //! that kernel it named tract's `avx_mmm_i32_8x4` (the same widening arithmetic in VEX-encoded
 //! 128-bit code): 140 / 93 ms on that machine (alternating runs, README "Measured").
 //! `HGPOSE_INT8_KERNEL=<name>` names another kernel tract has (to compare them). Float

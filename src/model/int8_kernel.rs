@@ -1,4 +1,4 @@
-//! Which tract kernel runs int8 products on x86_64 CPUs with AVX2 but no VNNI.
+//! Which kernel runs int8 products on x86_64: on AVX2 without VNNI, and on CPUs with AMX.
 //!
 //! tract 0.23 picks `avx2_mmm_i32_8x8` there. Its i8 inner loop loads each A panel with the
 //! legacy-SSE `movq` between 256-bit AVX instructions, and the SSE/AVX transition costs more than
@@ -8,15 +8,30 @@
 //! that names hgpose's own kernel (`avx2_int8_mmm.rs`: `vpmaddubsw`, exact) for int8 products. Before
 //! that kernel it named tract's `avx_mmm_i32_8x4` (the same widening arithmetic in VEX-encoded
 //! 128-bit code): 140 / 93 ms on that machine (alternating runs, README "Measured").
-//! `HGPOSE_INT8_KERNEL=<name>` names another kernel tract has (to compare them). Float
-//! products and CPUs with VNNI or AMX keep tract's choices. `HGPOSE_TRACT_OPS=1` (tract alone)
-//! turns the tier off.
+//! `HGPOSE_INT8_KERNEL=<name>` names another kernel tract has (to compare them).
+//!
+//! On CPUs with AMX-INT8 tract runs every int8 product on its AMX kernels, which lose to its
+//! AVX-512 VNNI ones on shallow products: the tier sends those to VNNI ([`AMX_MIN_DEPTH`]). Float
+//! products and CPUs with VNNI but no AMX keep tract's choices. `HGPOSE_TRACT_OPS=1` (tract
+//! alone) turns the tier off.
 
 // Only x86_64 builds run the kernel; elsewhere its names stay for the tests and docs.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 /// The kernel hgpose prefers for int8 products on x86_64 with AVX2 and no VNNI.
 pub const AVX2_INT8_KERNEL: &str = super::avx2_int8_mmm::NAME;
+
+/// tract's AVX-512 VNNI kernel with 16x16 tiles, which packs both operands alike (`PackedI8K4`),
+/// so `transposed_product` can turn its products around.
+pub const VNNI_WIDE_KERNEL: &str = "avx512vnni_mmm_i32_16x16";
+
+/// The depth (k) from which tract's AMX kernels beat [`VNNI_WIDE_KERNEL`] on an AMX machine
+/// (Xeon with AMX-INT8, `cargo bench --bench kernels`): at k 576 and 1152 AMX ran 1.6-2.6x
+/// faster, at k 64-256 it ran at best level with VNNI and 1.6-3.2x slower once VNNI's products
+/// were turned to store along the pixels (AMX packs `a` its own way, so it cannot be turned).
+/// Products shallower than this, the 1x1 convolutions and the 3x3 ones of under 57 channels,
+/// go to VNNI there: the bundled model's int8 inference took 23 ms against 46 with AMX alone.
+pub const AMX_MIN_DEPTH: usize = 512;
 
 /// tract's 128-bit AVX kernel: the tier's choice before hgpose had its own.
 #[cfg(test)]
@@ -51,27 +66,37 @@ mod tier {
     use tract_linalg::mmm_tiers::MmmTier;
     use tract_onnx::prelude::DatumType;
 
-    /// Any CPU where tract would fall back to its AVX2 int8 kernel.
+    /// Any CPU with AVX2 (the tier's cases are all among them), unless tract runs alone.
     pub fn applies(isa: &IsaSet) -> bool {
         std::env::var_os("HGPOSE_TRACT_OPS").is_none() && isa.has(Isa::X86_64Avx2)
     }
 
     /// int8 products (i32 accumulators) other than matrix-vector ones, which tract's AVX2 tier
-    /// leaves to others too, and only where no dot-product kernel (VNNI, AVX-VNNI, AMX) could
-    /// run them: those are tract's to choose. A kernel this build lacks makes tract ask the next
-    /// tier.
+    /// leaves to others too. Where no dot-product kernel (VNNI, AVX-VNNI, AMX) could run them,
+    /// hgpose's AVX2 kernel. Where AMX could, shallow ones go to [`super::VNNI_WIDE_KERNEL`]
+    /// instead (see [`super::AMX_MIN_DEPTH`]). Other dot-product choices are tract's. A kernel
+    /// this build lacks makes tract ask the next tier.
     pub fn preferred(
         _: &IsaSet,
         acc: DatumType,
         query: &Query,
         suitable: &[Suitable],
     ) -> Option<&'static str> {
-        let dot_product = |(kernel, _, _): &Suitable| {
-            let name = kernel.name();
-            name.contains("vnni") || name.contains("amx")
+        if acc != DatumType::I32 || query.n == Some(1) {
+            return None;
+        }
+        let has = |pattern: &str| {
+            suitable
+                .iter()
+                .any(|(kernel, _, _)| kernel.name().contains(pattern))
         };
-        (acc == DatumType::I32 && query.n != Some(1) && !suitable.iter().any(dot_product))
-            .then_some(super::avx2_int8_kernel())
+        if has("amx") {
+            let deep = |d: Option<usize>, at_least: usize| d.is_none_or(|d| d >= at_least);
+            let amx_pays =
+                deep(query.k, super::AMX_MIN_DEPTH) && deep(query.m, 16) && deep(query.n, 16);
+            return (!amx_pays && has(super::VNNI_WIDE_KERNEL)).then_some(super::VNNI_WIDE_KERNEL);
+        }
+        (!has("vnni")).then_some(super::avx2_int8_kernel())
     }
 
     // Above tract's own x86_64 tiers (1-8): asked first, answering only where `applies`.
@@ -79,7 +104,7 @@ mod tier {
         MmmTier {
             arch: Some(Arch::X86_64),
             precedence: 9,
-            name: "hgpose-avx2-int8",
+            name: "hgpose-int8",
             applies,
             preferred,
         }
@@ -89,7 +114,7 @@ mod tier {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::tier::{applies, preferred};
-    use super::{AVX2_INT8_KERNEL, TRACT_AVX_INT8_KERNEL};
+    use super::{AMX_MIN_DEPTH, AVX2_INT8_KERNEL, TRACT_AVX_INT8_KERNEL, VNNI_WIDE_KERNEL};
     use tract_linalg::isa::{Arch, Isa, IsaSet};
     use tract_linalg::mmm::Query;
     use tract_onnx::prelude::DatumType;
@@ -129,6 +154,46 @@ mod tests {
         let mut with_vnni = plain;
         with_vnni.push((kernel("avx512vnni_mmm_i32_8x8"), 1, None));
         assert_eq!(preferred(&avx2, DatumType::I32, &int8, &with_vnni), None);
+    }
+
+    /// Where AMX could run an int8 product, shallow or narrow ones go to the VNNI kernel that
+    /// packs both operands alike, deep ones stay with tract's choice (AMX).
+    #[test]
+    fn sends_shallow_products_from_amx_to_vnni() {
+        let declared = |name: &str| {
+            tract_linalg::mmm_routines::declared()
+                .map(|r| (r.make)())
+                .find(|k| k.name() == name)
+        };
+        let Some(amx) = declared("avx512amx_mmm_i32_16x16") else {
+            eprintln!("this build of tract has no AMX kernels (its assembler lacked AMX): nothing to choose between");
+            return;
+        };
+        let isa = tract_linalg::isa::native();
+        let suitable = vec![
+            (amx, 1, None),
+            (kernel("avx512amx_mmm_i32_8x8"), 1, None),
+            (kernel(VNNI_WIDE_KERNEL), 1, None),
+        ];
+        let query = |m, k, n| Query::plain(DatumType::I32, Some(m), Some(k), Some(n));
+        let choice = |m, k, n| preferred(&isa, DatumType::I32, &query(m, k, n), &suitable);
+        // A 1x1 convolution over 4096 pixels, pixels as m: VNNI, to be turned around.
+        assert_eq!(choice(4096, 128, 256), Some(VNNI_WIDE_KERNEL));
+        assert_eq!(choice(4096, AMX_MIN_DEPTH - 1, 64), Some(VNNI_WIDE_KERNEL));
+        // A 3x3 convolution of 128 channels: tract's AMX tier decides.
+        assert_eq!(choice(128, 1152, 4096), None);
+        assert_eq!(choice(64, AMX_MIN_DEPTH, 4096), None);
+        // Deep but over a 2x2 map: too narrow for AMX's 16x16 tiles.
+        assert_eq!(choice(128, 1152, 4), Some(VNNI_WIDE_KERNEL));
+        // Float products and matrix-vector ones are never the tier's.
+        let f32 = Query::plain(DatumType::F32, Some(4096), Some(128), Some(256));
+        assert_eq!(preferred(&isa, DatumType::F32, &f32, &suitable), None);
+        assert_eq!(choice(4096, 128, 1), None);
+        // Without the VNNI kernel among the candidates, tract's AMX choice stands.
+        assert_eq!(
+            preferred(&isa, DatumType::I32, &query(4096, 128, 256), &suitable[..2]),
+            None
+        );
     }
 
     /// The kernel named is in tract's inventory (so the tier's answer resolves), needs AVX2 and

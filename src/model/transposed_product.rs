@@ -118,7 +118,9 @@ fn stores_down_m(op: &OptMatMul) -> bool {
 
 /// Whether this CPU runs one of the kernels measured here, tract's AVX-512 VNNI ones or
 /// hgpose's AVX2 one: elsewhere products keep tract's orientation (and quantized 1x1
-/// convolutions their rows, see `flat_pointwise`).
+/// convolutions their rows, see `flat_pointwise`). CPUs with AMX count among the VNNI ones:
+/// the kernel tier (`int8_kernel`) keeps their shallow products, the 1x1 convolutions among
+/// them, on VNNI, since AMX packs `a` its own way and could not be turned.
 pub fn turns_products() -> bool {
     crate::platform::has_feature("avx512vnni") || super::int8_kernel::hgpose_kernel_runs()
 }

@@ -27,10 +27,11 @@ pub const VNNI_WIDE_KERNEL: &str = "avx512vnni_mmm_i32_16x16";
 
 /// The depth (k) from which tract's AMX kernels beat [`VNNI_WIDE_KERNEL`] on an AMX machine
 /// (Xeon with AMX-INT8, `cargo bench --bench kernels`): at k 576 and 1152 AMX ran 1.6-2.6x
-/// faster, at k 64-256 it ran at best level with VNNI and 1.6-3.2x slower once VNNI's products
+/// faster, at k 64-256 it ran at best level with VNNI and 1.7-5.2x slower once VNNI's products
 /// were turned to store along the pixels (AMX packs `a` its own way, so it cannot be turned).
 /// Products shallower than this, the 1x1 convolutions and the 3x3 ones of under 57 channels,
-/// go to VNNI there: the bundled model's int8 inference took 23 ms against 46 with AMX alone.
+/// go to VNNI there: the bundled model's int8 inference took 13.5-14.6 ms against 46-58 with
+/// AMX everywhere, the paper's 2x256 215-251 against 389-509 (one thread, README "Measured").
 pub const AMX_MIN_DEPTH: usize = 512;
 
 /// tract's 128-bit AVX kernel: the tier's choice before hgpose had its own.

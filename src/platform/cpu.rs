@@ -111,8 +111,13 @@ fn detect_features() -> Vec<&'static str> {
         "f16c",
         "avx512f",
         "avx512vnni",
-        "avxvnni"
+        "avxvnni",
+        "avx512fp16"
     );
+    // AMX needs the kernel's leave as well as CPUID: tract asks for it, and says whether it got it.
+    if tract_linalg::isa::native().has(tract_linalg::isa::Isa::X86_64AmxInt8) {
+        f.push("amx-int8");
+    }
     f
 }
 

@@ -120,11 +120,14 @@ mod tests {
     use tract_linalg::mmm::Query;
     use tract_onnx::prelude::DatumType;
 
-    fn kernel(name: &str) -> Box<dyn tract_linalg::mmm::MatMatMul> {
+    fn declared(name: &str) -> Option<Box<dyn tract_linalg::mmm::MatMatMul>> {
         tract_linalg::mmm_routines::declared()
             .map(|r| (r.make)())
             .find(|k| k.name() == name)
-            .unwrap_or_else(|| panic!("tract declares no {name}"))
+    }
+
+    fn kernel(name: &str) -> Box<dyn tract_linalg::mmm::MatMatMul> {
+        declared(name).unwrap_or_else(|| panic!("tract declares no {name}"))
     }
 
     #[test]
@@ -161,11 +164,6 @@ mod tests {
     /// packs both operands alike, deep ones stay with tract's choice (AMX).
     #[test]
     fn sends_shallow_products_from_amx_to_vnni() {
-        let declared = |name: &str| {
-            tract_linalg::mmm_routines::declared()
-                .map(|r| (r.make)())
-                .find(|k| k.name() == name)
-        };
         let Some(amx) = declared("avx512amx_mmm_i32_16x16") else {
             eprintln!("this build of tract has no AMX kernels (its assembler lacked AMX): nothing to choose between");
             return;
@@ -202,9 +200,7 @@ mod tests {
     /// hgpose's own im2col and packing ops write (`fast_im2col`, `fast_pack`).
     #[test]
     fn the_named_kernel_is_registered_and_takes_k4_operands() {
-        let ours = tract_linalg::mmm_routines::declared()
-            .map(|r| (r.make)())
-            .find(|k| k.name() == AVX2_INT8_KERNEL)
+        let ours = declared(AVX2_INT8_KERNEL)
             .unwrap_or_else(|| panic!("{AVX2_INT8_KERNEL} is not in tract's inventory"));
         assert!(ours.built());
         let avx2 = IsaSet::of_arch(Arch::X86_64)

@@ -222,8 +222,8 @@ fn heatmap_dims(
     let fits = j >= 1
         && h >= 4
         && w >= 4
-        && input.height % h == 0
-        && input.width % w == 0
+        && input.height.is_multiple_of(h)
+        && input.width.is_multiple_of(w)
         && input.height / h == input.width / w
         && input.height / h <= 16;
     fits.then_some((j, h, w))

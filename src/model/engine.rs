@@ -172,7 +172,15 @@ impl PoseModel {
         model = super::nnef::to_precision(path, model, precision)?;
         // HGPOSE_TRACT_OPS=1: the graph as tract optimizes it alone, to compare hgpose's with.
         let hgpose_ops = std::env::var_os("HGPOSE_TRACT_OPS").is_none();
-        if hgpose_ops {
+        if hgpose_ops && precision == Precision::F32 && super::direct_conv::available() {
+            // hgpose's own f32 convolutions, on the graph as tract declutters it.
+            model = model
+                .into_decluttered()
+                .map_err(|e| Error::model(path, format!("tract cannot declutter it: {e:#}")))?;
+            let swapped = super::direct_conv::swap_in(&mut model)
+                .map_err(|e| Error::model(path, format!("{e:#}")))?;
+            tracing::debug!("{}: {swapped} direct convolutions", path.display());
+        } else if hgpose_ops {
             let flattened = super::flat_pointwise::flatten(&mut model)
                 .map_err(|e| Error::model(path, format!("{e:#}")))?;
             tracing::debug!(

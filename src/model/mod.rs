@@ -3,7 +3,9 @@
 
 mod avx2_int8_mmm;
 mod contract;
+mod direct_conv;
 mod engine;
+mod f32_conv_kernel;
 mod fast_dequantize;
 mod fast_im2col;
 mod fast_pack;

@@ -180,7 +180,7 @@ impl Display for PngSnapshots {
 
     fn show(&mut self, view: &RgbImage) -> Result<()> {
         self.shown += 1;
-        if (self.shown - 1) % self.every != 0 {
+        if !(self.shown - 1).is_multiple_of(self.every) {
             return Ok(());
         }
         // Written beside and renamed, so a reader never sees half a file.

@@ -1,0 +1,319 @@
+//! The inner loop of hgpose's f32 convolutions ([`super::direct_conv`]): [`ROWS`] output
+//! channels over a run of up to [`Kernel::width`] consecutive output positions.
+//!
+//! Each reduction step `t` reads the run of input values at `offsets[t]` past the run's start
+//! (one input channel, shifted by one kernel tap) and multiplies it by one weight per output
+//! channel, broadcast. The input is read where it lies, without packing or im2col: for a 1x1
+//! convolution it is the NCHW tensor itself, for a 3x3 one a zero-bordered copy. With
+//! AVX-512, 6 channels x 64 positions are 24 accumulators of 16 lanes: 24 FMAs per 4 loads and
+//! 6 broadcasts, so the FMA units, not memory, set the pace.
+
+/// Output channels one call computes; weights are packed in blocks of this many.
+pub const ROWS: usize = 6;
+
+/// Which implementation runs here, chosen once from the CPU's features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// 16-lane FMAs, 64 positions a call.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// 8-lane FMAs, 16 positions a call.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Plain loops: where neither runs (and the reference the tests check the others against).
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest implementation this CPU runs, or `None` where only the portable loops would
+    /// (tract's own kernels are faster than those).
+    pub fn native() -> Option<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Some(Kernel::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Some(Kernel::Avx2);
+            }
+        }
+        None
+    }
+
+    /// Output positions one call covers at most.
+    pub fn width(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => 64,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => 16,
+            Kernel::Portable => 64,
+        }
+    }
+
+    /// Computes `out[r * stride + p0 + i]` for `r < rows`, `i < n`: the sum over steps `t` of
+    /// `weights[t * ROWS + r] * input[offsets[t] + p0 + i]`, plus `bias[r]`, floored at 0 when
+    /// `relu`, plus `addend[r * stride + p0 + i]` when given.
+    pub fn run(self, block: &Block, p0: usize, n: usize, out: &mut [f32], stride: usize) {
+        assert!(n >= 1 && n <= self.width() && block.rows >= 1 && block.rows <= ROWS);
+        assert_eq!(block.weights.len(), block.offsets.len() * ROWS);
+        assert!(
+            block.max_offset + p0 + n <= block.input.len(),
+            "input overrun"
+        );
+        let end = (block.rows - 1) * stride + p0 + n;
+        assert!(end <= out.len(), "output overrun");
+        if let Some(addend) = block.addend {
+            assert!(end <= addend.len(), "addend overrun");
+        }
+        match self {
+            // SAFETY: the features were detected at run time (`native`), and the asserts above
+            // bound every read and write the kernels make.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { x86::block_avx512(block, p0, n, out, stride) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 if n == 16 => unsafe {
+                x86::block_avx2::<true>(block, p0, n, out, stride)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { x86::block_avx2::<false>(block, p0, n, out, stride) },
+            Kernel::Portable => block_portable(block, p0, n, out, stride),
+        }
+    }
+}
+
+/// What one output-channel block reads: the input, the steps' offsets into it, the block's
+/// packed weights (`ROWS` per step) and its epilogue.
+pub struct Block<'a> {
+    pub input: &'a [f32],
+    pub offsets: &'a [usize],
+    /// The largest of `offsets` (bounds the reads).
+    pub max_offset: usize,
+    pub weights: &'a [f32],
+    pub bias: [f32; ROWS],
+    /// How many of the block's `ROWS` channels exist (the last block may be partial).
+    pub rows: usize,
+    pub relu: bool,
+    /// Added after the floor, at the output's own positions (a residual's skip branch).
+    pub addend: Option<&'a [f32]>,
+}
+
+fn block_portable(block: &Block, p0: usize, n: usize, out: &mut [f32], stride: usize) {
+    let mut acc = [[0f32; 64]; ROWS];
+    for (t, &off) in block.offsets.iter().enumerate() {
+        let xs = &block.input[off + p0..off + p0 + n];
+        let ws = &block.weights[t * ROWS..(t + 1) * ROWS];
+        for (row, w) in acc.iter_mut().zip(ws) {
+            for (a, x) in row.iter_mut().zip(xs) {
+                *a = x.mul_add(*w, *a);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate().take(block.rows) {
+        for (i, a) in row.iter().enumerate().take(n) {
+            let at = r * stride + p0 + i;
+            let mut v = a + block.bias[r];
+            if block.relu {
+                v = v.max(0.0);
+            }
+            if let Some(addend) = block.addend {
+                v += addend[at];
+            }
+            out[at] = v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Block, ROWS};
+    use std::arch::x86_64::*;
+
+    /// Safety: AVX-512F present; `Kernel::run`'s bounds hold.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn block_avx512(block: &Block, p0: usize, n: usize, out: &mut [f32], stride: usize) {
+        let lanes = |j: usize| -> __mmask16 {
+            let left = n.saturating_sub(16 * j).min(16) as u32;
+            ((1u32 << left) - 1) as __mmask16
+        };
+        let m = [lanes(0), lanes(1), lanes(2), lanes(3)];
+        let src = block.input.as_ptr().add(p0);
+        let mut acc = [[_mm512_setzero_ps(); 4]; ROWS];
+        let mut w = block.weights.as_ptr();
+        for &off in block.offsets {
+            let s = src.add(off);
+            let v = [
+                _mm512_maskz_loadu_ps(m[0], s),
+                _mm512_maskz_loadu_ps(m[1], s.add(16)),
+                _mm512_maskz_loadu_ps(m[2], s.add(32)),
+                _mm512_maskz_loadu_ps(m[3], s.add(48)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*w.add(r));
+                for (a, x) in row.iter_mut().zip(&v) {
+                    *a = _mm512_fmadd_ps(*x, b, *a);
+                }
+            }
+            w = w.add(ROWS);
+        }
+        let zero = _mm512_setzero_ps();
+        for (r, row) in acc.iter().enumerate() {
+            if r >= block.rows {
+                break;
+            }
+            let b = _mm512_set1_ps(block.bias[r]);
+            let at = r * stride + p0;
+            for (j, a) in row.iter().enumerate() {
+                let mut v = _mm512_add_ps(*a, b);
+                if block.relu {
+                    v = _mm512_max_ps(v, zero);
+                }
+                if let Some(addend) = block.addend {
+                    let y = _mm512_maskz_loadu_ps(m[j], addend.as_ptr().add(at + 16 * j));
+                    v = _mm512_add_ps(v, y);
+                }
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(at + 16 * j), m[j], v);
+            }
+        }
+    }
+
+    /// Safety: AVX2 and FMA present; `Kernel::run`'s bounds hold; `FULL` means `n == 16`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn block_avx2<const FULL: bool>(
+        block: &Block,
+        p0: usize,
+        n: usize,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let lanes = |j: usize| -> __m256i {
+            let left = n.saturating_sub(8 * j).min(8) as i32;
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(left), idx)
+        };
+        let m = [lanes(0), lanes(1)];
+        let load = |p: *const f32, j: usize| -> __m256 {
+            if FULL {
+                _mm256_loadu_ps(p)
+            } else {
+                _mm256_maskload_ps(p, m[j])
+            }
+        };
+        let src = block.input.as_ptr().add(p0);
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+        let mut w = block.weights.as_ptr();
+        for &off in block.offsets {
+            let s = src.add(off);
+            let v = [load(s, 0), load(s.add(8), 1)];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let b = _mm256_broadcast_ss(&*w.add(r));
+                for (a, x) in row.iter_mut().zip(&v) {
+                    *a = _mm256_fmadd_ps(*x, b, *a);
+                }
+            }
+            w = w.add(ROWS);
+        }
+        let zero = _mm256_setzero_ps();
+        for (r, row) in acc.iter().enumerate() {
+            if r >= block.rows {
+                break;
+            }
+            let b = _mm256_set1_ps(block.bias[r]);
+            let at = r * stride + p0;
+            for (j, a) in row.iter().enumerate() {
+                let mut v = _mm256_add_ps(*a, b);
+                if block.relu {
+                    v = _mm256_max_ps(v, zero);
+                }
+                if let Some(addend) = block.addend {
+                    v = _mm256_add_ps(v, load(addend.as_ptr().add(at + 8 * j), j));
+                }
+                let dst = out.as_mut_ptr().add(at + 8 * j);
+                if FULL {
+                    _mm256_storeu_ps(dst, v);
+                } else {
+                    _mm256_maskstore_ps(dst, m[j], v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every implementation this CPU runs agrees with the portable loops on each tail length,
+    /// partial block and epilogue (up to float rounding: FMA against separate steps).
+    /// Every native kernel this CPU can run (an AVX-512 CPU runs the AVX2 one too).
+    fn runnable() -> Vec<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let has = |f: &str| crate::platform::has_feature(f);
+            let mut kernels = vec![];
+            if has("avx512f") {
+                kernels.push(Kernel::Avx512);
+            }
+            if has("avx2") && has("fma") {
+                kernels.push(Kernel::Avx2);
+            }
+            kernels
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        vec![]
+    }
+
+    #[test]
+    fn native_kernels_match_the_portable_loops() {
+        let kernels = runnable();
+        if kernels.is_empty() {
+            eprintln!("no native f32 convolution kernel on this CPU: nothing to compare");
+        }
+        assert_eq!(kernels.first().copied(), Kernel::native());
+        for native in kernels {
+            compare_with_portable(native);
+        }
+    }
+
+    fn compare_with_portable(native: Kernel) {
+        let steps = 37;
+        let input: Vec<f32> = (0..steps * 3 + 200)
+            .map(|i| ((i * 7919) % 97) as f32 / 24.0 - 2.0)
+            .collect();
+        let offsets: Vec<usize> = (0..steps).map(|t| t * 3 + (t % 5)).collect();
+        let weights: Vec<f32> = (0..steps * ROWS)
+            .map(|i| ((i * 31) % 41) as f32 / 40.0 - 0.5)
+            .collect();
+        let addend: Vec<f32> = (0..ROWS * 100).map(|i| (i % 13) as f32 - 6.0).collect();
+        for n in 1..=native.width() {
+            for rows in [1, 4, ROWS] {
+                for (relu, with_addend) in [(false, false), (true, false), (true, true)] {
+                    let block = Block {
+                        input: &input,
+                        offsets: &offsets,
+                        max_offset: *offsets.iter().max().unwrap(),
+                        weights: &weights,
+                        bias: [0.5, -1.0, 0.25, 2.0, -0.75, 0.0],
+                        rows,
+                        relu,
+                        addend: with_addend.then_some(&addend[..]),
+                    };
+                    let mut want = vec![f32::NAN; ROWS * 100];
+                    let mut got = want.clone();
+                    for p0 in [0, 3] {
+                        Kernel::Portable.run(&block, p0, n, &mut want, 100);
+                        native.run(&block, p0, n, &mut got, 100);
+                    }
+                    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                        assert!(
+                            w.is_nan() && g.is_nan() || (w - g).abs() <= 1e-4 * (1.0 + w.abs()),
+                            "{native:?} n {n} rows {rows} relu {relu}: {w} vs {g} at {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! hgpose's own f32 convolution for the hourglass's 1x1 and 3x3 layers, on x86_64.
+//! hgpose's own f32 convolutions for the hourglass's layers (1x1, 3x3, the 7x7 stride-2 stem),
+//! on x86_64.
 //!
 //! tract 0.23 lowers each convolution to a matrix product: it packs (1x1) or im2col-packs
 //! (3x3) the activations at every inference, then runs its kernels, on the hourglass's shapes at
@@ -9,7 +10,8 @@
 //! a 3x3 one is the same product over nine shifted views of a zero-bordered copy, whose two
 //! extra columns per row are computed and dropped. The kernel ([`super::f32_conv_kernel`])
 //! holds 6 channels x 64 positions in registers. The bias, a ReLU and a residual add that
-//! follow are done as each result is stored.
+//! follow are done as each result is stored. On the default model the convolutions then ran
+//! at 25-45 GMAC/s, 3x3 ones fastest.
 //!
 //! The rewrite runs on the decluttered model, where tract has already folded each batch norm
 //! that follows a convolution into its weights and turned 1x1 convolutions into `EinSum`s, and
@@ -25,16 +27,22 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-/// A stride-1 convolution of one NCHW image with a square kernel of odd `side` and "same"
-/// zero padding. Inputs: the image, the packed weights ([`pack_weights`]), the bias padded to
-/// whole blocks, and the addend when `with_addend`.
+/// A convolution of one NCHW image with a square kernel of odd `side`, "same" zero padding
+/// (`side / 2`) and stride 1 or 2. Inputs: the image, the packed weights ([`pack_weights`]),
+/// the bias padded to whole blocks, and the addend when `with_addend`.
+///
+/// Stride 2 (the paper's 7x7 stem) splits the bordered input into four phase planes (even
+/// and odd rows x even and odd columns): each output position then reads each phase at
+/// consecutive positions, as a stride-1 convolution does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DirectConv {
     pub in_channels: usize,
     pub out_channels: usize,
+    /// The input's height and width.
     pub height: usize,
     pub width: usize,
     pub side: usize,
+    pub stride: usize,
     pub relu: bool,
     pub with_addend: bool,
     /// The output's shape as the graph has it (`[1, C, H, W]` or `[C, H, W]`).
@@ -58,19 +66,31 @@ impl DirectConv {
         self.side / 2
     }
 
-    /// Values in one padded input row, and in one padded channel plane.
+    /// Whether the input is read where it lies (a plain 1x1 convolution).
+    fn in_place(&self) -> bool {
+        self.side == 1 && self.stride == 1
+    }
+
+    /// The output's height and width.
+    fn out_hw(&self) -> (usize, usize) {
+        let span = |d: usize| (d + 2 * self.pad() - self.side) / self.stride + 1;
+        (span(self.height), span(self.width))
+    }
+
+    /// Values in one row of a (phase) plane of the bordered input, and in one such plane.
     fn padded_row(&self) -> usize {
-        self.width + 2 * self.pad()
+        (self.width + 2 * self.pad()).div_ceil(self.stride)
     }
 
     fn padded_plane(&self) -> usize {
-        (self.height + 2 * self.pad()) * self.padded_row()
+        (self.height + 2 * self.pad()).div_ceil(self.stride) * self.padded_row()
     }
 
     /// Where step `t` (input channel, tap row, tap column, in OIHW order) reads, relative to
     /// the output position.
     fn offsets(&self) -> Vec<usize> {
-        let (row, plane) = if self.side == 1 {
+        let s = self.stride;
+        let (row, plane) = if self.in_place() {
             (self.width, self.height * self.width)
         } else {
             (self.padded_row(), self.padded_plane())
@@ -79,7 +99,8 @@ impl DirectConv {
         for c in 0..self.in_channels {
             for dy in 0..self.side {
                 for dx in 0..self.side {
-                    offsets.push(c * plane + dy * row + dx);
+                    let phase = (dy % s) * s + dx % s;
+                    offsets.push((c * s * s + phase) * plane + dy / s * row + dx / s);
                 }
             }
         }
@@ -87,37 +108,42 @@ impl DirectConv {
     }
 
     fn macs(&self) -> usize {
-        self.in_channels * self.side * self.side * self.out_channels * self.height * self.width
+        let (h, w) = self.out_hw();
+        self.in_channels * self.side * self.side * self.out_channels * h * w
     }
 
-    /// The input with a zero border of `pad` around each channel plane.
+    /// The input with a zero border of `pad` around each channel plane, each split into its
+    /// `stride x stride` phases.
     fn bordered(&self, x: &[f32]) -> Vec<f32> {
-        let (h, w, pad, row) = (self.height, self.width, self.pad(), self.padded_row());
-        let plane = self.padded_plane();
-        // The last channel's last row runs `2 * pad` past its plane, through the dropped
-        // columns.
-        let mut out = vec![0f32; self.in_channels * plane + 2 * pad];
-        for (dst, src) in out.chunks_exact_mut(plane).zip(x.chunks_exact(h * w)) {
+        let (h, w, pad, s) = (self.height, self.width, self.pad(), self.stride);
+        let (row, plane) = (self.padded_row(), self.padded_plane());
+        // Reads run on past the last plane through the dropped columns, by less than a row
+        // and a kernel side.
+        let mut out = vec![0f32; self.in_channels * s * s * plane + row + self.side];
+        for (dst, src) in out.chunks_mut(s * s * plane).zip(x.chunks_exact(h * w)) {
             for (y, line) in src.chunks_exact(w).enumerate() {
-                let at = (y + pad) * row + pad;
-                dst[at..at + w].copy_from_slice(line);
+                let (yy, xx) = (y + pad, pad);
+                if s == 1 {
+                    let at = yy * row + xx;
+                    dst[at..at + w].copy_from_slice(line);
+                    continue;
+                }
+                for (x, v) in line.iter().enumerate() {
+                    let xx = x + xx;
+                    let phase = (yy % s) * s + xx % s;
+                    dst[phase * plane + yy / s * row + xx / s] = *v;
+                }
             }
         }
         out
     }
 
-    /// Fills the output planes of block `b` (`chunk`: its channels' planes, whole).
-    fn fill_block(&self, args: &BlockArgs, b: usize, chunk: &mut [f32]) {
-        let kernel = self.kernel();
-        let hw = self.height * self.width;
-        let rows = chunk.len() / hw;
+    /// Block `b`'s weights, bias and epilogue over `args.input`, for `rows` channels.
+    fn block<'a>(&self, args: &BlockArgs<'a>, b: usize, rows: usize) -> Block<'a> {
         let steps = args.offsets.len();
         let mut bias = [0f32; ROWS];
         bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
-        let addend = args
-            .addend
-            .map(|a| &a[b * ROWS * hw..b * ROWS * hw + chunk.len()]);
-        let mut block = Block {
+        Block {
             input: args.input,
             offsets: args.offsets,
             max_offset: args.max_offset,
@@ -125,29 +151,58 @@ impl DirectConv {
             bias,
             rows,
             relu: self.relu,
-            addend,
-        };
+            addend: None,
+        }
+    }
+
+    /// Fills the output planes of the blocks from `first` on (`chunk`: their channels'
+    /// planes, whole). Positions outside, blocks inside: one run of input positions, read
+    /// for the first block, is still in L1 for the others.
+    fn fill_group(&self, args: &BlockArgs, first: usize, chunk: &mut [f32]) {
+        let kernel = self.kernel();
         let width = kernel.width();
-        if self.side == 1 {
+        let (out_h, out_w) = self.out_hw();
+        let hw = out_h * out_w;
+        let channels = chunk.len() / hw;
+        let blocks = channels.div_ceil(ROWS);
+        let addend = args
+            .addend
+            .map(|a| &a[first * ROWS * hw..first * ROWS * hw + chunk.len()]);
+        let rows = |b: usize| (channels - b * ROWS).min(ROWS);
+        if self.in_place() {
+            let mut group: Vec<Block> = (0..blocks)
+                .map(|b| self.block(args, first + b, rows(b)))
+                .collect();
+            for (b, block) in group.iter_mut().enumerate() {
+                block.addend = addend.map(|a| &a[b * ROWS * hw..]);
+            }
             for p0 in (0..hw).step_by(width) {
-                kernel.run(&block, p0, width.min(hw - p0), chunk, hw);
+                for (b, block) in group.iter().enumerate() {
+                    let out = &mut chunk[b * ROWS * hw..];
+                    kernel.run(block, p0, width.min(hw - p0), out, hw);
+                }
             }
             return;
         }
-        // Positions over the padded rows (the last `2 * pad` of each are dropped), into a
-        // scratch buffer, then copied out row by row with the addend.
+        // Positions over whole rows of the bordered planes (those past the output's width are
+        // dropped), into a scratch buffer, then copied out row by row with the addend.
         let row = self.padded_row();
-        let len = self.height * row;
-        block.addend = None;
-        let mut scratch = vec![0f32; rows * len];
+        let len = out_h * row;
+        let group: Vec<Block> = (0..blocks)
+            .map(|b| self.block(args, first + b, rows(b)))
+            .collect();
+        let mut scratch = vec![0f32; channels * len];
         for p0 in (0..len).step_by(width) {
-            kernel.run(&block, p0, width.min(len - p0), &mut scratch, len);
+            for (b, block) in group.iter().enumerate() {
+                let out = &mut scratch[b * ROWS * len..];
+                kernel.run(block, p0, width.min(len - p0), out, len);
+            }
         }
-        for r in 0..rows {
-            for y in 0..self.height {
-                let src = &scratch[r * len + y * row..][..self.width];
-                let at = r * hw + y * self.width;
-                let dst = &mut chunk[at..at + self.width];
+        for r in 0..channels {
+            for y in 0..out_h {
+                let src = &scratch[r * len + y * row..][..out_w];
+                let at = r * hw + y * out_w;
+                let dst = &mut chunk[at..at + out_w];
                 match addend {
                     Some(a) => {
                         for ((d, s), a) in dst.iter_mut().zip(src).zip(&a[at..]) {
@@ -192,9 +247,10 @@ impl Op for DirectConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{}x{} {}->{} over {}x{}, relu {}, addend {}, {:?}",
+            "{}x{}/{} {}->{} over {}x{}, relu {}, addend {}, {:?}",
             self.side,
             self.side,
+            self.stride,
             self.in_channels,
             self.out_channels,
             self.height,
@@ -213,6 +269,8 @@ impl EvalOp for DirectConv {
         let wanted = 3 + self.with_addend as usize;
         anyhow::ensure!(inputs.len() == wanted, "DirectConv takes {wanted} inputs");
         let hw = self.height * self.width;
+        let (out_h, out_w) = self.out_hw();
+        let out_hw = out_h * out_w;
         let views: Vec<_> = inputs
             .iter()
             .map(|t| t.try_as_plain_ram())
@@ -229,10 +287,11 @@ impl EvalOp for DirectConv {
             x.len() == self.in_channels * hw
                 && weights.len() == blocks * steps * ROWS
                 && bias.len() == blocks * ROWS
-                && addend.is_none_or(|a| a.len() == self.out_channels * hw),
+                && addend.is_none_or(|a| a.len() == self.out_channels * out_hw)
+                && self.out_shape.iter().product::<usize>() == self.out_channels * out_hw,
             "DirectConv: inputs do not match {self:?}"
         );
-        let bordered = (self.side > 1).then(|| self.bordered(x));
+        let bordered = (!self.in_place()).then(|| self.bordered(x));
         let offsets = self.offsets();
         let args = BlockArgs {
             input: bordered.as_deref().unwrap_or(x),
@@ -246,16 +305,26 @@ impl EvalOp for DirectConv {
         {
             let mut plain = output.try_as_plain_ram_mut()?;
             let out = plain.as_slice_mut::<f32>()?;
-            let fill = |(b, chunk): (usize, &mut [f32])| self.fill_block(&args, b, chunk);
+            let blocks = self.out_channels.div_ceil(ROWS);
+            let fill = |(g, chunk): (usize, &mut [f32]), per_group: usize| {
+                self.fill_group(&args, g * per_group, chunk)
+            };
             match current_tract_executor() {
-                // About 30 us of work or more is worth waking the pool for.
+                // Waking the pool costs about as much as 2 M multiply-adds here: 1x1 64->32
+                // over 32x32 ran 0.55-0.64x as fast on two threads as on one, 3x3 32->32 1.1x,
+                // 3x3 64->64 1.4-1.55x. One block a task: rayon evens out the threads' shares
+                // (two halves of 11 blocks ran 0.83-1.42x).
                 Executor::MultiThread(pool)
-                    if pool.current_num_threads() > 1 && self.macs() >= 1 << 20 =>
+                    if pool.current_num_threads() > 1 && self.macs() >= 1 << 22 =>
                 {
                     use rayon::prelude::*;
-                    pool.install(|| out.par_chunks_mut(ROWS * hw).enumerate().for_each(fill))
+                    pool.install(|| {
+                        out.par_chunks_mut(ROWS * out_hw)
+                            .enumerate()
+                            .for_each(|c| fill(c, 1))
+                    })
                 }
-                _ => out.chunks_mut(ROWS * hw).enumerate().for_each(fill),
+                _ => fill((0, out), blocks),
             }
         }
         Ok(tvec!(output.into_tvalue()))
@@ -284,6 +353,7 @@ struct Found {
     height: usize,
     width: usize,
     side: usize,
+    stride: usize,
     weights: Arc<Tensor>,
     bias: Vec<f32>,
 }
@@ -316,6 +386,11 @@ fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
     let spec = &conv.pool_spec;
     let side = spec.kernel_shape[..].first().copied()?;
     let ones = |v: &Option<TVec<usize>>| v.as_deref().is_none_or(|v| v.iter().all(|x| *x == 1));
+    let strides = spec.strides.as_deref().unwrap_or(&[1, 1]);
+    let stride = strides.first().copied().unwrap_or(1);
+    if strides.iter().any(|s| *s != stride) {
+        return None;
+    }
     let pad = side / 2;
     let same = match &spec.padding {
         PaddingSpec::Explicit(before, after) => before.iter().chain(after).all(|p| *p == pad),
@@ -328,7 +403,7 @@ fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
         && conv.kernel_fmt == KernelFormat::OIHW
         && spec.kernel_shape[..] == [side, side]
         && side % 2 == 1
-        && ones(&spec.strides)
+        && matches!(stride, 1 | 2)
         && ones(&spec.dilations)
         && same
         && node.inputs.len() == 3;
@@ -339,6 +414,11 @@ fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
     let weights = konst(model, node.inputs[1])?;
     let out_channels = spec.output_channels;
     if weights.shape() != [out_channels, in_channels, side, side] {
+        return None;
+    }
+    let out = chw(&node.outputs[0].fact)?;
+    let span = |d: usize| (d + 2 * pad - side) / stride + 1;
+    if out != (spec.output_channels, span(height), span(width)) {
         return None;
     }
     let bias = values(&*konst(model, node.inputs[2])?)?;
@@ -354,6 +434,7 @@ fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
         height,
         width,
         side,
+        stride,
         weights,
         bias,
     })
@@ -391,6 +472,7 @@ fn as_pointwise(model: &TypedModel, node: &TypedNode) -> Option<Found> {
         height,
         width,
         side: 1,
+        stride: 1,
         weights,
         bias: vec![0.0; out_channels],
     })
@@ -526,6 +608,7 @@ fn swap_in_with(model: &mut TypedModel, kernel: KernelChoice) -> TractResult<usi
             height: found.height,
             width: found.width,
             side: found.side,
+            stride: found.stride,
             relu: epi.relu,
             with_addend: epi.addend.is_some(),
             out_shape,
@@ -561,9 +644,16 @@ mod tests {
             .collect()
     }
 
-    /// conv (side x side, c -> o over h x w), + per-channel constant, ReLU, + skip: tract's
-    /// graph, decluttered.
-    fn residual_tail(side: usize, c: usize, o: usize, h: usize, w: usize) -> TypedModel {
+    /// conv (side x side / stride, c -> o over h x w), + per-channel constant, ReLU, + skip:
+    /// tract's graph, decluttered.
+    fn residual_tail(
+        side: usize,
+        stride: usize,
+        c: usize,
+        o: usize,
+        h: usize,
+        w: usize,
+    ) -> TypedModel {
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
         let pad = side / 2;
@@ -572,7 +662,7 @@ mod tests {
             tvec![side, side],
             PaddingSpec::Explicit(tvec![pad, pad], tvec![pad, pad]),
             None,
-            None,
+            Some(tvec![stride, stride]),
             c,
             o,
         );
@@ -588,18 +678,24 @@ mod tests {
         let zero = model.add_const("zero", tensor4(&[[[[0f32]]]])).unwrap();
         let max = tract_onnx::tract_core::ops::math::max();
         let y = model.wire_node("relu", max, &[y, zero]).unwrap()[0];
-        let skip = Tensor::from_shape(&[1, o, h, w], &pattern(o * h * w, 1.0)).unwrap();
-        let skip_in = model
-            .add_source("skip", skip.datum_type().fact(skip.shape()))
-            .unwrap();
+        let out = model.outlet_fact(y).unwrap().clone();
+        let skip_in = model.add_source("skip", out).unwrap();
         let y = model.wire_node("sum", add, &[y, skip_in]).unwrap()[0];
         model.select_output_outlets(&[y]).unwrap();
         model.into_decluttered().unwrap()
     }
 
-    fn run(model: &TypedModel, c: usize, o: usize, h: usize, w: usize) -> Vec<f32> {
+    fn run(model: &TypedModel, c: usize, h: usize, w: usize) -> Vec<f32> {
         let x = patterned_input((1, c, h, w));
-        let skip = Tensor::from_shape(&[1, o, h, w], &pattern(o * h * w, 1.0)).unwrap();
+        let skip_shape = model
+            .input_fact(1)
+            .unwrap()
+            .shape
+            .as_concrete()
+            .unwrap()
+            .to_vec();
+        let n = skip_shape.iter().product();
+        let skip = Tensor::from_shape(&skip_shape, &pattern(n, 1.0)).unwrap();
         let plan = model.clone().into_runnable().unwrap();
         let out = plan
             .run(tvec!(x.into_tvalue(), skip.into_tvalue()))
@@ -612,8 +708,13 @@ mod tests {
             .to_vec()
     }
 
-    fn compare(side: usize, c: usize, o: usize, h: usize, w: usize, kernel: KernelChoice) {
-        let theirs = residual_tail(side, c, o, h, w);
+    fn compare(
+        side: usize,
+        stride: usize,
+        (c, o, h, w): (usize, usize, usize, usize),
+        kernel: KernelChoice,
+    ) {
+        let theirs = residual_tail(side, stride, c, o, h, w);
         let mut ours = theirs.clone();
         assert_eq!(swap_in_with(&mut ours, kernel).unwrap(), 1);
         let ops: Vec<_> = ours.nodes().iter().map(|n| n.op().name()).collect();
@@ -622,21 +723,18 @@ mod tests {
                 .any(|op| op == "Add" || op == "Max" || op == "Conv"),
             "bias, ReLU and skip are taken in: {ops:?}"
         );
-        let expected = run(&theirs.into_optimized().unwrap(), c, o, h, w);
+        let expected = run(&theirs.into_optimized().unwrap(), c, h, w);
         let ours = ours.into_optimized().unwrap();
         let range = expected.iter().fold(0f32, |m, x| m.max(x.abs()));
         assert!(range > 0.0);
-        for got in [
-            run(&ours, c, o, h, w),
-            on_two_threads(|| run(&ours, c, o, h, w)),
-        ] {
+        for got in [run(&ours, c, h, w), on_two_threads(|| run(&ours, c, h, w))] {
             let worst = expected
                 .iter()
                 .zip(&got)
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(
                 worst <= 1e-5 * range,
-                "{side}x{side} {c}->{o} {h}x{w} {kernel:?}: off by {worst} (range {range})"
+                "{side}x{side}/{stride} {c}->{o} {h}x{w} {kernel:?}: off by {worst} (range {range})"
             );
         }
     }
@@ -652,17 +750,27 @@ mod tests {
 
     #[test]
     fn three_by_three_convolutions_match_tract() {
-        for (c, o, h, w) in SHAPES {
-            compare(3, c, o, h, w, KernelChoice(true));
-            compare(3, c, o, h, w, KernelChoice(false));
+        for shape in SHAPES {
+            compare(3, 1, shape, KernelChoice(true));
+            compare(3, 1, shape, KernelChoice(false));
         }
     }
 
     #[test]
     fn one_by_one_convolutions_match_tract() {
-        for (c, o, h, w) in SHAPES {
-            compare(1, c, o, h, w, KernelChoice(true));
-            compare(1, c, o, h, w, KernelChoice(false));
+        for shape in SHAPES {
+            compare(1, 1, shape, KernelChoice(true));
+            compare(1, 1, shape, KernelChoice(false));
+        }
+    }
+
+    /// The paper's stem (7x7, stride 2) and odd sizes, through the phase planes.
+    #[test]
+    fn strided_convolutions_match_tract() {
+        for shape in [(3, 64, 32, 32), (3, 7, 13, 9), (5, 8, 6, 7)] {
+            compare(7, 2, shape, KernelChoice(true));
+            compare(7, 2, shape, KernelChoice(false));
+            compare(3, 2, shape, KernelChoice(true));
         }
     }
 
@@ -679,8 +787,8 @@ mod tests {
         );
     }
 
-    /// The fixture hourglass (256x256) with every 1x1 and 3x3 convolution swapped: heatmaps
-    /// within float rounding of tract's.
+    /// The fixture hourglass (256x256) with every convolution swapped: heatmaps within float
+    /// rounding of tract's.
     #[test]
     fn the_fixture_hourglass_matches_tract() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
@@ -711,7 +819,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(swapped, convs - 1, "all but the 7x7 stem; left: {left:#?}");
+        assert_eq!(swapped, convs, "the 7x7 stem included; left: {left:#?}");
         let input = patterned_input((1, 3, 256, 256));
         let first = |m: TypedModel| crate::model::test_models::first_output(&m, &input);
         let expected = first(typed.into_optimized().unwrap());

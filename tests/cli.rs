@@ -139,8 +139,10 @@ fn bench_reports_a_median() {
     assert_eq!(v["precision"], "f32");
     let kernels = v["kernels"].as_object().unwrap();
     assert!(
-        kernels.keys().any(|k| k.contains("mmm_f32")),
-        "no f32 matmul kernel named: {kernels:?}"
+        kernels
+            .keys()
+            .any(|k| k.contains("mmm_f32") || k.contains("conv_f32")),
+        "no f32 matmul or convolution kernel named: {kernels:?}"
     );
     if let Ok(expected) = std::env::var("HGPOSE_EXPECT_KERNEL") {
         // CI names the kernel family the emulated CPU must get (e.g. arm64simd, not SVE)

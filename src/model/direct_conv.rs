@@ -55,6 +55,11 @@ pub struct DirectConv {
 pub struct KernelChoice(pub bool);
 
 impl DirectConv {
+    /// The kernel's name (see [`Kernel::name`]).
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel().name()
+    }
+
     fn kernel(&self) -> Kernel {
         match Kernel::native() {
             Some(k) if self.kernel.0 => k,
@@ -247,7 +252,7 @@ impl Op for DirectConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{}x{}/{} {}->{} over {}x{}, relu {}, addend {}, {:?}",
+            "{}x{}/{} {}->{} over {}x{}, relu {}, addend {}, {}",
             self.side,
             self.side,
             self.stride,
@@ -257,7 +262,7 @@ impl Op for DirectConv {
             self.width,
             self.relu,
             self.with_addend,
-            self.kernel()
+            self.kernel_name()
         )])
     }
 

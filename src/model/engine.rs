@@ -455,10 +455,15 @@ impl PoseModel {
     }
 
     /// The matrix-multiply kernels tract chose for this CPU, with how many operations use each
-    /// (e.g. `fma_mmm_f32_16x6`, `arm64simd_mmm_f32_8x8_gen`, `arm64fp16_mmm_f16_16x8_gen`).
+    /// (e.g. `fma_mmm_f32_16x6`, `arm64simd_mmm_f32_8x8_gen`, `arm64fp16_mmm_f16_16x8_gen`),
+    /// and hgpose's own convolution kernel where it runs (`hgpose_conv_f32_avx512_6x64`).
     pub fn kernels(&self) -> std::collections::BTreeMap<String, usize> {
         let mut kernels = std::collections::BTreeMap::new();
         for node in self.state.plan().model().nodes() {
+            if let Some(conv) = node.op_as::<super::direct_conv::DirectConv>() {
+                *kernels.entry(conv.kernel_name().to_string()).or_insert(0) += 1;
+                continue;
+            }
             let Ok(info) = node.op().info() else { continue };
             for line in info.iter().filter(|l| l.starts_with("Mult:")) {
                 let names = line

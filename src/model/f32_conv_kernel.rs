@@ -42,6 +42,17 @@ impl Kernel {
         None
     }
 
+    /// How `bench` and `--profile` name it, beside tract's kernels.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => "hgpose_conv_f32_avx512_6x64",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => "hgpose_conv_f32_avx2_6x16",
+            Kernel::Portable => "hgpose_conv_f32_portable_6x64",
+        }
+    }
+
     /// Output positions one call covers at most.
     pub fn width(self) -> usize {
         match self {

@@ -572,7 +572,8 @@ fn epilogue(model: &TypedModel, id: usize, found: &mut Found) -> Epilogue {
 }
 
 /// Whether [`swap_in`] does anything here: a native kernel, and not turned off with
-/// `HGPOSE_DIRECT_CONV=0` (to time tract's own convolutions against).
+/// `HGPOSE_DIRECT_CONV=0` (to time tract's own convolutions against; `=avx2` picks the AVX2
+/// kernel on AVX-512 CPUs).
 pub fn available() -> bool {
     Kernel::native().is_some() && std::env::var("HGPOSE_DIRECT_CONV").as_deref() != Ok("0")
 }

@@ -174,10 +174,10 @@ impl DirectConv {
             .addend
             .map(|a| &a[first * ROWS * hw..first * ROWS * hw + chunk.len()]);
         let rows = |b: usize| (channels - b * ROWS).min(ROWS);
+        let mut group: Vec<Block> = (0..blocks)
+            .map(|b| self.block(args, first + b, rows(b)))
+            .collect();
         if self.in_place() {
-            let mut group: Vec<Block> = (0..blocks)
-                .map(|b| self.block(args, first + b, rows(b)))
-                .collect();
             for (b, block) in group.iter_mut().enumerate() {
                 block.addend = addend.map(|a| &a[b * ROWS * hw..]);
             }
@@ -193,9 +193,6 @@ impl DirectConv {
         // dropped), into a scratch buffer, then copied out row by row with the addend.
         let row = self.padded_row();
         let len = out_h * row;
-        let group: Vec<Block> = (0..blocks)
-            .map(|b| self.block(args, first + b, rows(b)))
-            .collect();
         let mut scratch = vec![0f32; channels * len];
         for p0 in (0..len).step_by(width) {
             for (b, block) in group.iter().enumerate() {

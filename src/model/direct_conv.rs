@@ -18,8 +18,8 @@
 //! before tract optimizes the rest. Sums run in another order than tract's, so values differ by
 //! float rounding (tests: 1e-5 of the range).
 
-use super::f32_conv_kernel::{Block, Kernel, ROWS};
-use tract_linalg::multithread::{current_tract_executor, Executor};
+use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
+use super::spin_team::{executor_threads, for_each_task};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -118,14 +118,19 @@ impl DirectConv {
     }
 
     /// The input with a zero border of `pad` around each channel plane, each split into its
-    /// `stride x stride` phases.
-    fn bordered(&self, x: &[f32]) -> Vec<f32> {
+    /// `stride x stride` phases; channels are shared out among `threads`.
+    fn bordered(&self, x: &[f32], threads: usize) -> anyhow::Result<Vec<f32>> {
         let (h, w, pad, s) = (self.height, self.width, self.pad(), self.stride);
         let (row, plane) = (self.padded_row(), self.padded_plane());
+        let per_channel = s * s * plane;
         // Reads run on past the last plane through the dropped columns, by less than a row
         // and a kernel side.
-        let mut out = vec![0f32; self.in_channels * s * s * plane + row + self.side];
-        for (dst, src) in out.chunks_mut(s * s * plane).zip(x.chunks_exact(h * w)) {
+        let mut out = vec![0f32; self.in_channels * per_channel + row + self.side];
+        let planes = OutPlanes::new(&mut out);
+        let fill_channel = |c: usize| {
+            let src = &x[c * h * w..(c + 1) * h * w];
+            // SAFETY: each task writes its own channel's planes.
+            let dst = unsafe { planes.run_mut(c * per_channel, per_channel) };
             for (y, line) in src.chunks_exact(w).enumerate() {
                 let (yy, xx) = (y + pad, pad);
                 if s == 1 {
@@ -139,52 +144,105 @@ impl DirectConv {
                     dst[phase * plane + yy / s * row + xx / s] = *v;
                 }
             }
-        }
-        out
+        };
+        let split = threads > 1 && self.in_channels * h * w >= tuning().parallel_copy;
+        let tasks = if split { self.in_channels } else { 1 };
+        for_each_task(tasks, &|t| {
+            if tasks == 1 {
+                (0..self.in_channels).for_each(fill_channel)
+            } else {
+                fill_channel(t)
+            }
+        })?;
+        Ok(out)
     }
 
-    /// Block `b`'s weights, bias and epilogue over `args.input`, for `rows` channels.
-    fn block<'a>(&self, args: &BlockArgs<'a>, b: usize, rows: usize) -> Block<'a> {
+    /// Block `b`'s weights, bias and epilogue over `input`, for `rows` channels.
+    fn block<'a>(
+        &self,
+        args: &BlockArgs<'a>,
+        input: &'a [f32],
+        b: usize,
+        rows: usize,
+    ) -> Block<'a> {
         let steps = args.offsets.len();
         let mut bias = [0f32; ROWS];
         bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
         Block {
-            input: args.input,
+            input,
             offsets: args.offsets,
             max_offset: args.max_offset,
             weights: &args.weights[b * steps * ROWS..(b + 1) * steps * ROWS],
             bias,
-            rows,
+            rows: rows.min(ROWS),
             relu: self.relu,
             addend: None,
         }
     }
 
-    /// Fills the output planes of the blocks from `first` on (`chunk`: their channels'
-    /// planes, whole). Positions outside, blocks inside: one run of input positions, read
-    /// for the first block, is still in L1 for the others.
-    fn fill_group(&self, args: &BlockArgs, first: usize, chunk: &mut [f32]) {
+    /// How one evaluation is cut into tasks for `threads`: runs of output positions (all
+    /// blocks inside, so that a run of input read for the first block is still in L1 for the
+    /// others), and groups of blocks only where positions are too few to go round.
+    fn tiling(&self, threads: usize) -> Tiling {
+        let blocks = self.out_channels.div_ceil(ROWS);
+        let width = self.kernel().width();
+        let (out_h, out_w) = self.out_hw();
+        // A unit: what a run of positions is a whole number of (kernel widths where the input
+        // is read in place, rows of the bordered planes otherwise).
+        let (unit, units) = if self.in_place() {
+            (width, (out_h * out_w).div_ceil(width))
+        } else {
+            (self.padded_row(), out_h)
+        };
+        // Bordered convolutions go through a scratch buffer: runs short enough that it stays
+        // in L2 until copied out (the 3x3 64->64 layer over 64x64 ran 2.7x faster in runs of
+        // 8 rows than in one run of the whole layer, on one thread).
+        let mut per_run = match self.in_place() {
+            true => units,
+            false => (tuning().scratch_values / self.out_channels / unit).clamp(1, units),
+        };
+        let mut groups = 1;
+        if threads > 1 && self.macs() >= tuning().parallel_macs {
+            let wanted = threads * TASKS_PER_THREAD;
+            let min_units = (2 * width).div_ceil(unit);
+            let runs = (units / min_units).clamp(1, wanted);
+            per_run = per_run.min(units.div_ceil(runs));
+            groups = wanted.div_ceil(units.div_ceil(per_run)).min(blocks);
+        }
+        Tiling {
+            run: per_run * unit,
+            runs: units.div_ceil(per_run),
+            groups,
+            blocks,
+        }
+    }
+
+    /// Task `t` of `tiling`: its blocks over its run of positions, into `out` (the whole output).
+    fn fill_tile(&self, args: &BlockArgs, tiling: &Tiling, t: usize, out: OutPlanes) {
         let kernel = self.kernel();
         let width = kernel.width();
         let (out_h, out_w) = self.out_hw();
         let hw = out_h * out_w;
-        let channels = chunk.len() / hw;
-        let blocks = channels.div_ceil(ROWS);
-        let addend = args
-            .addend
-            .map(|a| &a[first * ROWS * hw..first * ROWS * hw + chunk.len()]);
-        let rows = |b: usize| (channels - b * ROWS).min(ROWS);
-        let mut group: Vec<Block> = (0..blocks)
-            .map(|b| self.block(args, first + b, rows(b)))
-            .collect();
+        let (g, r) = (t / tiling.runs, t % tiling.runs);
+        let (b0, b1) = (
+            g * tiling.blocks / tiling.groups,
+            (g + 1) * tiling.blocks / tiling.groups,
+        );
+        let channels = |b: usize| self.out_channels - b * ROWS;
         if self.in_place() {
-            for (b, block) in group.iter_mut().enumerate() {
-                block.addend = addend.map(|a| &a[b * ROWS * hw..]);
-            }
-            for p0 in (0..hw).step_by(width) {
-                for (b, block) in group.iter().enumerate() {
-                    let out = &mut chunk[b * ROWS * hw..];
-                    kernel.run(block, p0, width.min(hw - p0), out, hw);
+            let (q0, q1) = (r * tiling.run, ((r + 1) * tiling.run).min(hw));
+            let group: Vec<Block> = (b0..b1)
+                .map(|b| Block {
+                    addend: args.addend.map(|a| &a[b * ROWS * hw..]),
+                    ..self.block(args, args.input, b, channels(b))
+                })
+                .collect();
+            for p0 in (q0..q1).step_by(width) {
+                for (block, b) in group.iter().zip(b0..) {
+                    // SAFETY: this task alone writes positions q0..q1 of blocks b0..b1.
+                    unsafe {
+                        kernel.run(block, p0, width.min(q1 - p0), out.skip(b * ROWS * hw), hw)
+                    };
                 }
             }
             return;
@@ -192,31 +250,107 @@ impl DirectConv {
         // Positions over whole rows of the bordered planes (those past the output's width are
         // dropped), into a scratch buffer, then copied out row by row with the addend.
         let row = self.padded_row();
-        let len = out_h * row;
-        let mut scratch = vec![0f32; channels * len];
-        for p0 in (0..len).step_by(width) {
-            for (b, block) in group.iter().enumerate() {
-                let out = &mut scratch[b * ROWS * len..];
-                kernel.run(block, p0, width.min(len - p0), out, len);
+        let (y0, y1) = (
+            r * tiling.run / row,
+            ((r + 1) * tiling.run / row).min(out_h),
+        );
+        let len = (y1 - y0) * row;
+        let input = &args.input[y0 * row..];
+        let group: Vec<Block> = (b0..b1)
+            .map(|b| self.block(args, input, b, channels(b)))
+            .collect();
+        let rows_here = (channels(b0)).min((b1 - b0) * ROWS);
+        SCRATCH.with_borrow_mut(|scratch| {
+            if scratch.len() < rows_here * len {
+                scratch.resize(rows_here * len, 0.0);
             }
-        }
-        for r in 0..channels {
-            for y in 0..out_h {
-                let src = &scratch[r * len + y * row..][..out_w];
-                let at = r * hw + y * out_w;
-                let dst = &mut chunk[at..at + out_w];
-                match addend {
-                    Some(a) => {
-                        for ((d, s), a) in dst.iter_mut().zip(src).zip(&a[at..]) {
-                            *d = s + a;
-                        }
-                    }
-                    None => dst.copy_from_slice(src),
+            let planes = OutPlanes::new(scratch);
+            for p0 in (0..len).step_by(width) {
+                for (i, block) in group.iter().enumerate() {
+                    // SAFETY: the scratch buffer is this task's own.
+                    unsafe {
+                        kernel.run(
+                            block,
+                            p0,
+                            width.min(len - p0),
+                            planes.skip(i * ROWS * len),
+                            len,
+                        )
+                    };
                 }
             }
-        }
+            for (i, c) in (b0 * ROWS..b0 * ROWS + rows_here).enumerate() {
+                for y in y0..y1 {
+                    let src = &scratch[i * len + (y - y0) * row..][..out_w];
+                    let at = c * hw + y * out_w;
+                    // SAFETY: this task alone writes rows y0..y1 of channels of blocks b0..b1.
+                    let dst = unsafe { out.run_mut(at, out_w) };
+                    match args.addend {
+                        Some(a) => {
+                            for ((d, s), a) in dst.iter_mut().zip(src).zip(&a[at..]) {
+                                *d = s + a;
+                            }
+                        }
+                        None => dst.copy_from_slice(src),
+                    }
+                }
+            }
+        })
     }
 }
+
+thread_local! {
+    /// Each thread's scratch buffer for runs of bordered positions, kept between calls.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How [`DirectConv::tiling`] cut one evaluation: `runs` runs of `run` positions times
+/// `groups` groups of the `blocks` output-channel blocks.
+struct Tiling {
+    run: usize,
+    runs: usize,
+    groups: usize,
+    blocks: usize,
+}
+
+/// The sizes that decide how work is cut (tests shrink them to cut small layers too).
+#[derive(Clone, Copy)]
+struct Tuning {
+    parallel_macs: usize,
+    parallel_copy: usize,
+    scratch_values: usize,
+}
+
+const TUNING: Tuning = Tuning {
+    parallel_macs: PARALLEL_MACS,
+    parallel_copy: PARALLEL_COPY,
+    scratch_values: SCRATCH_VALUES,
+};
+
+#[cfg(not(test))]
+fn tuning() -> Tuning {
+    TUNING
+}
+
+#[cfg(test)]
+thread_local! {
+    static TEST_TUNING: std::cell::Cell<Tuning> = const { std::cell::Cell::new(TUNING) };
+}
+
+#[cfg(test)]
+fn tuning() -> Tuning {
+    TEST_TUNING.get()
+}
+
+/// Multiply-adds below which a convolution stays on one thread: a job on the [`super::spin_team`]
+/// costs a few microseconds to hand out and gather.
+const PARALLEL_MACS: usize = 1 << 19;
+/// Input values below which the bordered copy stays on one thread.
+const PARALLEL_COPY: usize = 1 << 15;
+/// Values a run's scratch buffer holds at most (128 KiB).
+const SCRATCH_VALUES: usize = 1 << 15;
+/// Tasks a thread gets on average: some slack for a thread that falls behind.
+const TASKS_PER_THREAD: usize = 2;
 
 struct BlockArgs<'a> {
     input: &'a [f32],
@@ -293,7 +427,11 @@ impl EvalOp for DirectConv {
                 && self.out_shape.iter().product::<usize>() == self.out_channels * out_hw,
             "DirectConv: inputs do not match {self:?}"
         );
-        let bordered = (!self.in_place()).then(|| self.bordered(x));
+        let threads = executor_threads();
+        let bordered = match self.in_place() {
+            true => None,
+            false => Some(self.bordered(x, threads)?),
+        };
         let offsets = self.offsets();
         let args = BlockArgs {
             input: bordered.as_deref().unwrap_or(x),
@@ -306,28 +444,10 @@ impl EvalOp for DirectConv {
         let mut output = unsafe { Tensor::uninitialized_dt(DatumType::F32, &self.out_shape)? };
         {
             let mut plain = output.try_as_plain_ram_mut()?;
-            let out = plain.as_slice_mut::<f32>()?;
-            let blocks = self.out_channels.div_ceil(ROWS);
-            let fill = |(g, chunk): (usize, &mut [f32]), per_group: usize| {
-                self.fill_group(&args, g * per_group, chunk)
-            };
-            match current_tract_executor() {
-                // Waking the pool costs about as much as 2 M multiply-adds here: 1x1 64->32
-                // over 32x32 ran 0.55-0.64x as fast on two threads as on one, 3x3 32->32 1.1x,
-                // 3x3 64->64 1.4-1.55x. One block a task: rayon evens out the threads' shares
-                // (two halves of 11 blocks ran 0.83-1.42x).
-                Executor::MultiThread(pool)
-                    if pool.current_num_threads() > 1 && self.macs() >= 1 << 22 =>
-                {
-                    use rayon::prelude::*;
-                    pool.install(|| {
-                        out.par_chunks_mut(ROWS * out_hw)
-                            .enumerate()
-                            .for_each(|c| fill(c, 1))
-                    })
-                }
-                _ => fill((0, out), blocks),
-            }
+            let out = OutPlanes::new(plain.as_slice_mut::<f32>()?);
+            let tiling = self.tiling(threads);
+            let tasks = tiling.runs * tiling.groups;
+            for_each_task(tasks, &|t| self.fill_tile(&args, &tiling, t, out))?;
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -730,7 +850,20 @@ mod tests {
         let ours = ours.into_optimized().unwrap();
         let range = expected.iter().fold(0f32, |m, x| m.max(x.abs()));
         assert!(range > 0.0);
-        for got in [run(&ours, c, h, w), on_two_threads(|| run(&ours, c, h, w))] {
+        // As it runs, and with every layer cut up: in runs of one unit on one thread (a
+        // scratch buffer of one value), and into tasks on two.
+        let cut = Tuning {
+            parallel_macs: 0,
+            parallel_copy: 0,
+            scratch_values: 1,
+        };
+        let runs = [
+            run(&ours, c, h, w),
+            on_two_threads(|| run(&ours, c, h, w)),
+            with_tuning(cut, || run(&ours, c, h, w)),
+            with_tuning(cut, || on_two_threads(|| run(&ours, c, h, w))),
+        ];
+        for got in runs {
             let worst = expected
                 .iter()
                 .zip(&got)
@@ -739,6 +872,67 @@ mod tests {
                 worst <= 1e-5 * range,
                 "{side}x{side}/{stride} {c}->{o} {h}x{w} {kernel:?}: off by {worst} (range {range})"
             );
+        }
+    }
+
+    fn with_tuning<R>(tuning: Tuning, f: impl FnOnce() -> R) -> R {
+        let previous = TEST_TUNING.replace(tuning);
+        let out = f();
+        TEST_TUNING.set(previous);
+        out
+    }
+
+    #[test]
+    fn tasks_cover_every_block_and_position_once() {
+        let conv = |side, c, o, h, w| DirectConv {
+            in_channels: c,
+            out_channels: o,
+            height: h,
+            width: w,
+            side,
+            stride: 1,
+            relu: false,
+            with_addend: false,
+            out_shape: tvec![o, h, w],
+            kernel: KernelChoice(true),
+        };
+        for op in [
+            conv(3, 64, 64, 64, 64),
+            conv(1, 64, 128, 64, 64),
+            conv(3, 32, 32, 8, 8),
+            conv(1, 32, 13, 5, 3),
+        ] {
+            for threads in [1, 2, 4] {
+                for scratch_values in [1, 1000, SCRATCH_VALUES] {
+                    let tuning = Tuning {
+                        parallel_macs: 0,
+                        parallel_copy: 0,
+                        scratch_values,
+                    };
+                    let tiling = with_tuning(tuning, || op.tiling(threads));
+                    let (unit, units) = match op.in_place() {
+                        true => (
+                            op.kernel().width(),
+                            (op.height * op.width).div_ceil(op.kernel().width()),
+                        ),
+                        false => (op.padded_row(), op.height),
+                    };
+                    assert_eq!(tiling.run % unit, 0);
+                    assert!(tiling.runs * tiling.run >= units * unit);
+                    assert!(
+                        (tiling.runs - 1) * tiling.run < units * unit,
+                        "no empty run"
+                    );
+                    assert!(tiling.groups >= 1 && tiling.groups <= tiling.blocks);
+                    let tasks = tiling.runs * tiling.groups;
+                    if threads > 1 {
+                        assert!(
+                            tasks >= threads.min(units * tiling.blocks),
+                            "{op:?} on {threads}: {tasks} tasks"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -77,7 +77,11 @@ impl Kernel {
     /// Computes `out[r * stride + p0 + i]` for `r < rows`, `i < n`: the sum over steps `t` of
     /// `weights[t * ROWS + r] * input[offsets[t] + p0 + i]`, plus `bias[r]`, floored at 0 when
     /// `relu`, plus `addend[r * stride + p0 + i]` when given.
-    pub fn run(self, block: &Block, p0: usize, n: usize, out: &mut [f32], stride: usize) {
+    ///
+    /// # Safety
+    /// No other thread reads or writes those positions of `out` during the call (threads fill
+    /// disjoint positions of the same output planes).
+    pub unsafe fn run(self, block: &Block, p0: usize, n: usize, out: OutPlanes, stride: usize) {
         assert!(n >= 1 && n <= self.width() && block.rows >= 1 && block.rows <= ROWS);
         assert_eq!(block.weights.len(), block.offsets.len() * ROWS);
         assert!(
@@ -85,23 +89,66 @@ impl Kernel {
             "input overrun"
         );
         let end = (block.rows - 1) * stride + p0 + n;
-        assert!(end <= out.len(), "output overrun");
+        assert!(end <= out.len, "output overrun");
         if let Some(addend) = block.addend {
             assert!(end <= addend.len(), "addend overrun");
         }
+        let out = out.ptr;
         match self {
             // SAFETY: the features were detected at run time (`native`), and the asserts above
             // bound every read and write the kernels make.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::block_avx512(block, p0, n, out, stride) },
+            Kernel::Avx512 => x86::block_avx512(block, p0, n, out, stride),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 if n == 16 => unsafe {
-                x86::block_avx2::<true>(block, p0, n, out, stride)
-            },
+            Kernel::Avx2 if n == 16 => x86::block_avx2::<true>(block, p0, n, out, stride),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::block_avx2::<false>(block, p0, n, out, stride) },
+            Kernel::Avx2 => x86::block_avx2::<false>(block, p0, n, out, stride),
             Kernel::Portable => block_portable(block, p0, n, out, stride),
         }
+    }
+}
+
+/// Output planes the kernels write through a raw pointer, so that threads can fill disjoint
+/// positions of the same planes at once (a `&mut` slice each would overlap).
+#[derive(Clone, Copy)]
+pub struct OutPlanes<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `row`'s contracts).
+unsafe impl Send for OutPlanes<'_> {}
+unsafe impl Sync for OutPlanes<'_> {}
+
+impl<'a> OutPlanes<'a> {
+    pub fn new(out: &'a mut [f32]) -> Self {
+        OutPlanes {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The planes from `at` on.
+    pub fn skip(self, at: usize) -> Self {
+        assert!(at <= self.len, "output overrun");
+        OutPlanes {
+            // SAFETY: within the borrowed slice (asserted).
+            ptr: unsafe { self.ptr.add(at) },
+            len: self.len - at,
+            _borrow: self._borrow,
+        }
+    }
+
+    /// Values `at..at + n`, to write.
+    ///
+    /// # Safety
+    /// No other thread reads or writes them while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn run_mut(&self, at: usize, n: usize) -> &mut [f32] {
+        assert!(at + n <= self.len, "output overrun");
+        std::slice::from_raw_parts_mut(self.ptr.add(at), n)
     }
 }
 
@@ -121,7 +168,8 @@ pub struct Block<'a> {
     pub addend: Option<&'a [f32]>,
 }
 
-fn block_portable(block: &Block, p0: usize, n: usize, out: &mut [f32], stride: usize) {
+/// Safety: `Kernel::run`'s bounds and contract hold.
+unsafe fn block_portable(block: &Block, p0: usize, n: usize, out: *mut f32, stride: usize) {
     let mut acc = [[0f32; 64]; ROWS];
     for (t, &off) in block.offsets.iter().enumerate() {
         let xs = &block.input[off + p0..off + p0 + n];
@@ -142,7 +190,7 @@ fn block_portable(block: &Block, p0: usize, n: usize, out: &mut [f32], stride: u
             if let Some(addend) = block.addend {
                 v += addend[at];
             }
-            out[at] = v;
+            out.add(at).write(v);
         }
     }
 }
@@ -154,7 +202,7 @@ mod x86 {
 
     /// Safety: AVX-512F present; `Kernel::run`'s bounds hold.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn block_avx512(block: &Block, p0: usize, n: usize, out: &mut [f32], stride: usize) {
+    pub unsafe fn block_avx512(block: &Block, p0: usize, n: usize, out: *mut f32, stride: usize) {
         let lanes = |j: usize| -> __mmask16 {
             let left = n.saturating_sub(16 * j).min(16) as u32;
             ((1u32 << left) - 1) as __mmask16
@@ -195,7 +243,7 @@ mod x86 {
                     let y = _mm512_maskz_loadu_ps(m[j], addend.as_ptr().add(at + 16 * j));
                     v = _mm512_add_ps(v, y);
                 }
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(at + 16 * j), m[j], v);
+                _mm512_mask_storeu_ps(out.add(at + 16 * j), m[j], v);
             }
         }
     }
@@ -206,7 +254,7 @@ mod x86 {
         block: &Block,
         p0: usize,
         n: usize,
-        out: &mut [f32],
+        out: *mut f32,
         stride: usize,
     ) {
         let lanes = |j: usize| -> __m256i {
@@ -251,7 +299,7 @@ mod x86 {
                 if let Some(addend) = block.addend {
                     v = _mm256_add_ps(v, load(addend.as_ptr().add(at + 8 * j), j));
                 }
-                let dst = out.as_mut_ptr().add(at + 8 * j);
+                let dst = out.add(at + 8 * j);
                 if FULL {
                     _mm256_storeu_ps(dst, v);
                 } else {
@@ -326,8 +374,11 @@ mod tests {
                     let mut want = vec![f32::NAN; ROWS * 100];
                     let mut got = want.clone();
                     for p0 in [0, 3] {
-                        Kernel::Portable.run(&block, p0, n, &mut want, 100);
-                        native.run(&block, p0, n, &mut got, 100);
+                        // SAFETY: one thread.
+                        unsafe {
+                            Kernel::Portable.run(&block, p0, n, OutPlanes::new(&mut want), 100);
+                            native.run(&block, p0, n, OutPlanes::new(&mut got), 100);
+                        }
                     }
                     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
                         assert!(

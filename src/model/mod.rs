@@ -21,6 +21,7 @@ mod nnef;
 mod precision;
 mod relu_into_product;
 mod sidecar;
+mod spin_team;
 #[cfg(test)]
 mod test_models;
 mod threads;

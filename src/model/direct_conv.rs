@@ -194,19 +194,13 @@ impl DirectConv {
         } else {
             (self.padded_row(), out_h)
         };
-        // Bordered convolutions go through a scratch buffer: runs short enough that it stays
-        // in L2 until copied out (the 3x3 64->64 layer over 64x64 ran 2.7x faster in runs of
-        // 8 rows than in one run of the whole layer, on one thread).
-        let mut per_run = match self.in_place() {
-            true => units,
-            false => (tuning().scratch_values / self.out_channels / unit).clamp(1, units),
-        };
-        let mut groups = 1;
-        if threads > 1 && self.macs() >= tuning().parallel_macs {
-            let wanted = threads * TASKS_PER_THREAD;
+        let (mut per_run, mut groups) = (units, 1);
+        let tuning = tuning();
+        if threads > 1 && self.macs() >= tuning.parallel_macs {
+            let wanted = threads * tuning.tasks_per_thread;
             let min_units = (2 * width).div_ceil(unit);
             let runs = (units / min_units).clamp(1, wanted);
-            per_run = per_run.min(units.div_ceil(runs));
+            per_run = units.div_ceil(runs);
             groups = wanted.div_ceil(units.div_ceil(per_run)).min(blocks);
         }
         Tiling {
@@ -318,13 +312,13 @@ struct Tiling {
 struct Tuning {
     parallel_macs: usize,
     parallel_copy: usize,
-    scratch_values: usize,
+    tasks_per_thread: usize,
 }
 
 const TUNING: Tuning = Tuning {
     parallel_macs: PARALLEL_MACS,
     parallel_copy: PARALLEL_COPY,
-    scratch_values: SCRATCH_VALUES,
+    tasks_per_thread: TASKS_PER_THREAD,
 };
 
 #[cfg(not(test))]
@@ -347,11 +341,9 @@ fn tuning() -> Tuning {
 const PARALLEL_MACS: usize = 1 << 19;
 /// Input values below which the bordered copy stays on one thread.
 const PARALLEL_COPY: usize = 1 << 15;
-/// Values a run's scratch buffer holds at most (128 KiB).
-const SCRATCH_VALUES: usize = 1 << 15;
-/// Runs a thread gets at least (more where runs are cut to fit L2). Each run's input comes
-/// from the core that wrote it: cut finer, the small layers lost more to that than they gained
-/// (3x3 32->32 over 32x32 on two threads: 1.47x in two runs, 1.36x in four).
+/// Tasks a thread gets. Each task's input comes from the core that wrote it: cut finer, the
+/// layers lost more to that than they gained (3x3 32->32 over 32x32 on two threads: 1.47x in
+/// two runs, 1.36x in four; the 3x3 64->64 layer over 64x64 ran 0.79x as fast in ten).
 const TASKS_PER_THREAD: usize = 1;
 
 struct BlockArgs<'a> {
@@ -852,17 +844,16 @@ mod tests {
         let ours = ours.into_optimized().unwrap();
         let range = expected.iter().fold(0f32, |m, x| m.max(x.abs()));
         assert!(range > 0.0);
-        // As it runs, and with every layer cut up: in runs of one unit on one thread (a
-        // scratch buffer of one value), and into tasks on two.
+        // As it runs on one and two threads, and on two with every layer cut into many tasks
+        // (the bordered copy too), which the caller and a helper share.
         let cut = Tuning {
             parallel_macs: 0,
             parallel_copy: 0,
-            scratch_values: 1,
+            tasks_per_thread: 64,
         };
         let runs = [
             run(&ours, c, h, w),
             on_two_threads(|| run(&ours, c, h, w)),
-            with_tuning(cut, || run(&ours, c, h, w)),
             with_tuning(cut, || on_two_threads(|| run(&ours, c, h, w))),
         ];
         for got in runs {
@@ -905,11 +896,11 @@ mod tests {
             conv(1, 32, 13, 5, 3),
         ] {
             for threads in [1, 2, 4] {
-                for scratch_values in [1, 1000, SCRATCH_VALUES] {
+                for tasks_per_thread in [1, 3, 64] {
                     let tuning = Tuning {
                         parallel_macs: 0,
                         parallel_copy: 0,
-                        scratch_values,
+                        tasks_per_thread,
                     };
                     let tiling = with_tuning(tuning, || op.tiling(threads));
                     let (unit, units) = match op.in_place() {

@@ -17,6 +17,9 @@
 //! that follows a convolution into its weights and turned 1x1 convolutions into `EinSum`s, and
 //! before tract optimizes the rest. Sums run in another order than tract's, so values differ by
 //! float rounding (tests: 1e-5 of the range).
+//!
+//! On more than one thread a layer is cut into runs of output positions (see
+//! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
 
 use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
 use super::spin_team::{executor_threads, for_each_task};

@@ -22,7 +22,8 @@
 //! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
 
 use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
-use super::spin_team::{executor_threads, for_each_task};
+use super::spin_team::for_each_task;
+use super::threads::executor_threads;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;

@@ -37,7 +37,7 @@ pub use joints::JointSet;
 pub use nnef::{contract_sidecar, export, is_nnef, Exported, WeightStorage};
 pub use precision::{int8_companion, Precision, Resolved};
 pub use sidecar::{ChannelOrder, Layout, NormalizeKind, OutputKind, Sidecar};
-pub use threads::{available_cores, use_inference_threads};
+pub use threads::{available_cores, executor_threads, use_inference_threads};
 
 /// The first input of one of hgpose's own ops (`op` names it in the error tract would otherwise
 /// meet as an index out of bounds).

@@ -24,14 +24,6 @@ const SPIN: Duration = Duration::from_micros(100);
 /// How long a helper waits for the next job before it gives its pool thread back.
 const IDLE: Duration = Duration::from_millis(2);
 
-/// The threads of tract's current executor (1 when it runs on the calling thread).
-pub fn executor_threads() -> usize {
-    match current_tract_executor() {
-        Executor::MultiThread(pool) => pool.current_num_threads(),
-        _ => 1,
-    }
-}
-
 /// Runs `task(t)` for `t` in `0..tasks`, on the calling thread and, when tract's executor has
 /// a pool of more than one thread and there is more than one task, on helpers in that pool.
 /// Returns an error when a task panicked.

@@ -26,6 +26,15 @@ pub fn use_inference_threads(requested: usize) -> usize {
     threads
 }
 
+/// Threads of tract's current executor: what one inference may use.
+pub fn executor_threads() -> usize {
+    match tract_linalg::multithread::current_tract_executor() {
+        Executor::MultiThread(pool) => pool.current_num_threads(),
+        Executor::RayonGlobal => available_cores(),
+        Executor::SingleThread => 1,
+    }
+}
+
 /// The work `elems` elements of one of hgpose's own vectorized ops count for in tract's
 /// threading threshold (`par_chunks_mut` runs inline below 32768). These ops spend about a
 /// nanosecond or less per element, so the threshold would split tensors whose whole pass takes

@@ -123,7 +123,7 @@ pub fn run(
         Vec::new()
     };
     Ok(BenchReport {
-        threads: tract_threads(),
+        threads: crate::model::executor_threads(),
         gmacs,
         gmac_per_s: gmacs / (median_inference_ms / 1e3),
         peak_rss_mib,
@@ -142,16 +142,6 @@ pub fn run(
         kernels: estimator.model().kernels(),
         profile,
     })
-}
-
-/// Threads of tract's current executor.
-fn tract_threads() -> usize {
-    use tract_linalg::multithread::{current_tract_executor, Executor};
-    match current_tract_executor() {
-        Executor::MultiThread(pool) => pool.current_num_threads(),
-        Executor::RayonGlobal => crate::model::available_cores(),
-        Executor::SingleThread => 1,
-    }
 }
 
 /// Runs `frames` through `model` in f32 and in `precision`, and compares keypoints and heatmaps.

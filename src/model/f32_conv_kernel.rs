@@ -117,7 +117,7 @@ pub struct OutPlanes<'a> {
     _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `row`'s contracts).
+// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `run_mut`'s contracts).
 unsafe impl Send for OutPlanes<'_> {}
 unsafe impl Sync for OutPlanes<'_> {}
 

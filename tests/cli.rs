@@ -26,7 +26,8 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn infer_prints_json_and_draws_the_skeleton() {
-    let dir = scratch("cli-infer");
+    let scratch_dir = scratch("cli-infer");
+    let dir = scratch_dir.path();
     let drawn = dir.join("drawn.png");
     let model = fixture("hg_s2_f32_per_stack.onnx");
     let photo = sample("astronaut.jpg");
@@ -70,7 +71,8 @@ fn infer_prints_json_and_draws_the_skeleton() {
 
 #[test]
 fn several_images_draw_into_a_folder_and_a_bad_one_does_not_stop_the_rest() {
-    let dir = scratch("cli-many");
+    let scratch_dir = scratch("cli-many");
+    let dir = scratch_dir.path();
     let bad = dir.join("broken.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
     let photo = sample("astronaut.jpg");
@@ -155,7 +157,8 @@ fn bench_reports_a_median() {
 
 #[test]
 fn missing_and_corrupt_images_are_clear_errors() {
-    let dir = scratch("cli-images");
+    let scratch_dir = scratch("cli-images");
+    let dir = scratch_dir.path();
     let model = fixture("hg_s1_f16_in128.onnx");
     let missing = dir.join("nowhere.png");
     assert_fails_with(
@@ -180,7 +183,8 @@ fn missing_and_corrupt_images_are_clear_errors() {
 
 #[test]
 fn wrong_models_are_clear_errors() {
-    let dir = scratch("cli-models");
+    let scratch_dir = scratch("cli-models");
+    let dir = scratch_dir.path();
     let photo = sample("astronaut.jpg");
 
     let missing = dir.join("absent.onnx");
@@ -202,7 +206,7 @@ fn wrong_models_are_clear_errors() {
         &["classifier.onnx", "heatmap-shaped", "logits"],
     );
 
-    let model = copy_model("hg_s2_f32_per_stack.onnx", &dir);
+    let model = copy_model("hg_s2_f32_per_stack.onnx", dir);
     std::fs::write(model.with_extension("toml"), "[input]\nlayout = \"NHWC\"\n").unwrap();
     assert_fails_with(
         &hgpose(&["infer", "-m", path(&model), path(&photo)]),

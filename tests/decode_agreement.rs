@@ -75,7 +75,8 @@ fn per_stack_stacked_and_nhwc_exports_decode_the_same() {
     assert_same(&per_stack, &stacked, step, "stacked vs per-stack");
 
     // the NHWC export's own sidecar asks for mean/std input; give it the per-stack one's [0, 1]
-    let dir = scratch("decode-nhwc");
+    let scratch_dir = scratch("decode-nhwc");
+    let dir = scratch_dir.path();
     let sidecar = dir.join("nhwc-unit.toml");
     std::fs::write(
         &sidecar,

@@ -44,33 +44,36 @@ fn check_all_stacks(model: &str, sidecar_base: &str, input: &[f32], reference: &
 
 #[test]
 fn per_stack_export_matches_pytorch() {
-    let dir = scratch("parity-per-stack");
+    let scratch_dir = scratch("parity-per-stack");
+    let dir = scratch_dir.path();
     let (_, input) = read_npy("reference_input.npy");
     check_all_stacks(
         "hg_s2_f32_per_stack.onnx",
         "",
         &input,
         "hg_s2_f32_reference.npy",
-        &dir,
+        dir,
     );
 }
 
 #[test]
 fn stacked_export_matches_pytorch() {
-    let dir = scratch("parity-stacked");
+    let scratch_dir = scratch("parity-stacked");
+    let dir = scratch_dir.path();
     let (_, input) = read_npy("reference_input.npy");
     check_all_stacks(
         "hg_s2_f32_stacked.onnx",
         "",
         &input,
         "hg_s2_f32_reference.npy",
-        &dir,
+        dir,
     );
 }
 
 #[test]
 fn nhwc_export_matches_pytorch() {
-    let dir = scratch("parity-nhwc");
+    let scratch_dir = scratch("parity-nhwc");
+    let dir = scratch_dir.path();
     let (_, input) = read_npy("reference_input.npy");
     let nhwc = to_nhwc(&input, 256, 256);
     check_all_stacks(
@@ -78,20 +81,21 @@ fn nhwc_export_matches_pytorch() {
         "",
         &nhwc,
         "hg_s2_f32_reference.npy",
-        &dir,
+        dir,
     );
 }
 
 #[test]
 fn small_input_export_matches_pytorch() {
-    let dir = scratch("parity-128");
+    let scratch_dir = scratch("parity-128");
+    let dir = scratch_dir.path();
     let (_, input) = read_npy("reference_input_128.npy");
     check_all_stacks(
         "hg_s1_f16_in128.onnx",
         "",
         &input,
         "hg_s1_f16_in128_reference.npy",
-        &dir,
+        dir,
     );
 }
 

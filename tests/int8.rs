@@ -21,8 +21,9 @@ fn bundled_model_in(dir: &Path) -> PathBuf {
 
 #[test]
 fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
-    let dir = scratch("int8-quantize");
-    let model = bundled_model_in(&dir);
+    let scratch_dir = scratch("int8-quantize");
+    let dir = scratch_dir.path();
+    let model = bundled_model_in(dir);
     let model_arg = model.to_str().unwrap();
     let samples = sample("astronaut.jpg");
     let samples = samples.to_str().unwrap();
@@ -185,13 +186,13 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
         stderr.contains("timed here: int8") || stderr.contains("precision F16"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn int8_without_a_quantized_model_says_how_to_make_one() {
-    let dir = scratch("int8-missing");
-    let model = bundled_model_in(&dir);
+    let scratch_dir = scratch("int8-missing");
+    let dir = scratch_dir.path();
+    let model = bundled_model_in(dir);
     let image = sample("astronaut.jpg");
     let out = hgpose_logging(
         &[
@@ -209,13 +210,13 @@ fn int8_without_a_quantized_model_says_how_to_make_one() {
     assert!(stderr.contains("hourglass.int8.onnx"), "{stderr}");
     assert!(stderr.contains("hgpose quantize"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn quantize_without_calibration_images_is_refused() {
-    let dir = scratch("int8-nocalib");
-    let model = bundled_model_in(&dir);
+    let scratch_dir = scratch("int8-nocalib");
+    let dir = scratch_dir.path();
+    let model = bundled_model_in(dir);
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let out = hgpose_logging(
@@ -232,13 +233,13 @@ fn quantize_without_calibration_images_is_refused() {
     assert!(!out.status.success());
     assert!(stderr.contains("calibration"), "{stderr}");
     assert!(!dir.join("hourglass.int8.onnx").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn quantize_refuses_a_bad_float_layer_count_or_target() {
-    let dir = scratch("int8-badflags");
-    let model = bundled_model_in(&dir);
+    let scratch_dir = scratch("int8-badflags");
+    let dir = scratch_dir.path();
+    let model = bundled_model_in(dir);
     let samples = sample("astronaut.jpg");
     for (flag, says) in [
         ("--float-layers=many", "auto"),
@@ -261,5 +262,4 @@ fn quantize_refuses_a_bad_float_layer_count_or_target() {
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
     assert!(!dir.join("hourglass.int8.onnx").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -117,7 +117,8 @@ fn assert_f16_weights_agree(source: &Heatmaps, f16: &Heatmaps, what: &str) -> f3
 
 #[test]
 fn default_model_artefacts_compute_what_the_onnx_model_does() {
-    let dir = scratch("nnef-default");
+    let scratch_dir = scratch("nnef-default");
+    let dir = scratch_dir.path();
     let (_, input) = read_npy("reference_input_128.npy");
     let (source, expected) = run(&default_model(), None, &input);
     assert!(
@@ -128,14 +129,14 @@ fn default_model_artefacts_compute_what_the_onnx_model_does() {
     let f32 = export_to(
         &default_model(),
         None,
-        &dir,
+        dir,
         "hg.nnef.tgz",
         WeightStorage::F32,
     );
     let f16 = export_to(
         &default_model(),
         None,
-        &dir,
+        dir,
         "hg16.nnef.tgz",
         WeightStorage::F16,
     );
@@ -173,7 +174,8 @@ fn default_model_artefacts_compute_what_the_onnx_model_does() {
 
 #[test]
 fn fixture_artefacts_match_pytorch() {
-    let dir = scratch("nnef-fixtures");
+    let scratch_dir = scratch("nnef-fixtures");
+    let dir = scratch_dir.path();
     let (_, nchw) = read_npy("reference_input.npy");
     let (shape, reference) = read_npy("hg_s2_f32_reference.npy");
     let per_stack = reference.len() / shape[0];
@@ -185,7 +187,7 @@ fn fixture_artefacts_match_pytorch() {
     let (source, _) = run(&model, None, &input);
     for weights in [WeightStorage::F32, WeightStorage::F16] {
         let name = format!("nhwc.{}.nnef.tgz", weights.name());
-        let e = export_to(&model, None, &dir, &name, weights);
+        let e = export_to(&model, None, dir, &name, weights);
         let (c, h) = run(&e.path, None, &input);
         assert_same_contract(&source, &c);
         assert_eq!(
@@ -223,7 +225,7 @@ fn fixture_artefacts_match_pytorch() {
     let e = export_to(
         &model,
         Some(&sidecar),
-        &dir,
+        dir,
         "stacked.nnef.tar",
         WeightStorage::F32,
     );
@@ -240,10 +242,11 @@ fn fixture_artefacts_match_pytorch() {
 
 #[test]
 fn an_f16_artefact_computes_in_f32_or_f16_as_asked() {
-    let dir = scratch("nnef-precision");
+    let scratch_dir = scratch("nnef-precision");
+    let dir = scratch_dir.path();
     let model = fixture("hg_s1_f16_in128.onnx");
     let (_, input) = read_npy("reference_input_128.npy");
-    let e = export_to(&model, None, &dir, "s1.nnef.tgz", WeightStorage::F16);
+    let e = export_to(&model, None, dir, "s1.nnef.tgz", WeightStorage::F16);
 
     // for f32 (x86, Pi 4) the f16 weights are widened and it computes in f32 kernels
     let (m, h32) = run_as(&e.path, None, Precision::F32, &input);
@@ -278,10 +281,11 @@ fn an_f16_artefact_computes_in_f32_or_f16_as_asked() {
 #[test]
 fn a_directory_artefact_loads_too() {
     use tract_onnx::WithOnnx;
-    let dir = scratch("nnef-directory");
+    let scratch_dir = scratch("nnef-directory");
+    let dir = scratch_dir.path();
     let (_, input) = read_npy("reference_input_128.npy");
     let model = fixture("hg_s1_f16_in128.onnx");
-    let e = export_to(&model, None, &dir, "s1.nnef.tar", WeightStorage::F32);
+    let e = export_to(&model, None, dir, "s1.nnef.tar", WeightStorage::F32);
     // the same graph the tar holds, unpacked (as `hgpose export` writes it: decluttered)
     let (_, typed) = PoseModel::resolve(&model, None).unwrap();
     let unpacked = dir.join("s1.nnef");
@@ -297,11 +301,12 @@ fn a_directory_artefact_loads_too() {
 
 #[test]
 fn damaged_or_foreign_artefacts_are_clear_errors() {
-    let dir = scratch("nnef-corrupt");
+    let scratch_dir = scratch("nnef-corrupt");
+    let dir = scratch_dir.path();
     let good = export_to(
         &fixture("hg_s1_f16_in128.onnx"),
         None,
-        &dir,
+        dir,
         "good.nnef.tgz",
         WeightStorage::F32,
     );
@@ -354,7 +359,8 @@ fn damaged_or_foreign_artefacts_are_clear_errors() {
 
 #[test]
 fn cli_export_writes_the_artefact_and_says_what_it_recorded() {
-    let dir = scratch("nnef-cli");
+    let scratch_dir = scratch("nnef-cli");
+    let dir = scratch_dir.path();
     let model = fixture("hg_s1_f16_in128.onnx");
     let out_path = dir.join("s1.nnef.tgz");
     let (model_s, out_s) = (model.to_str().unwrap(), out_path.to_str().unwrap());

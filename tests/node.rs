@@ -47,8 +47,9 @@ fn samples_folder(dir: &Path, n: usize) -> PathBuf {
 
 #[test]
 fn a_folder_runs_through_every_output() {
-    let dir = scratch("node-outputs");
-    let frames = samples_folder(&dir, 3);
+    let scratch_dir = scratch("node-outputs");
+    let dir = scratch_dir.path();
+    let frames = samples_folder(dir, 3);
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     receiver
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -56,7 +57,7 @@ fn a_folder_runs_through_every_output() {
     let json = dir.join("poses.jsonl");
     let view = dir.join("view.png");
     let board = write_board(
-        &dir,
+        dir,
         &format!(
             r#"
 [source]
@@ -167,11 +168,12 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 
 #[test]
 fn a_looping_node_serves_http_and_stops_cleanly_on_sigterm() {
-    let dir = scratch("node-http");
-    let frames = samples_folder(&dir, 1);
+    let scratch_dir = scratch("node-http");
+    let dir = scratch_dir.path();
+    let frames = samples_folder(dir, 1);
     let addr = format!("127.0.0.1:{}", free_port());
     let board = write_board(
-        &dir,
+        dir,
         &format!(
             r#"
 [source]
@@ -242,9 +244,10 @@ fn assert_fails_with(out: &Output, needles: &[&str]) {
 
 #[test]
 fn board_mistakes_are_named_by_key() {
-    let dir = scratch("node-bad-board");
+    let scratch_dir = scratch("node-bad-board");
+    let dir = scratch_dir.path();
     let board = write_board(
-        &dir,
+        dir,
         "[source]\nkind = \"files\"\npath = \"x\"\n[display]\nkind = \"framebuffer\"\ndevcie = \"/dev/fb1\"\n",
     );
     assert_fails_with(
@@ -253,7 +256,7 @@ fn board_mistakes_are_named_by_key() {
     );
 
     let board = write_board(
-        &dir,
+        dir,
         "[source]\nkind = \"files\"\npath = \"x\"\n[[rules]]\nname = \"r\"\nline = 3\nwhen = { kind = \"joint_in_zone\", joint = \"l_elbow\", zone = [0.5, 0.0, 0.2, 1.0] }\n",
     );
     assert_fails_with(&run(&board, &["--check"]), &["rules[0].when.zone"]);
@@ -266,8 +269,9 @@ fn board_mistakes_are_named_by_key() {
 
 #[test]
 fn missing_devices_are_named_with_what_to_do() {
-    let dir = scratch("node-missing-devices");
-    let frames = samples_folder(&dir, 1);
+    let scratch_dir = scratch("node-missing-devices");
+    let dir = scratch_dir.path();
+    let frames = samples_folder(dir, 1);
     let model = default_model();
     let base = format!(
         "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
@@ -275,18 +279,18 @@ fn missing_devices_are_named_with_what_to_do() {
         model.display()
     );
     let board = write_board(
-        &dir,
+        dir,
         &format!("{base}[display]\nkind = \"framebuffer\"\ndevice = \"/dev/fb-none\"\n"),
     );
     assert_fails_with(&run(&board, &[]), &["/dev/fb-none", "hgpose doctor"]);
 
     let board = write_board(
-        &dir,
+        dir,
         &format!("{base}[gpio]\nchip = \"/dev/gpiochip-none\"\n[[rules]]\nname = \"r\"\nline = 3\nwhen = {{ kind = \"person_present\" }}\n"),
     );
     assert_fails_with(&run(&board, &[]), &["/dev/gpiochip-none"]);
 
-    let board = write_board(&dir, &base);
+    let board = write_board(dir, &base);
     assert_fails_with(
         &run(&board, &["--source", "/dev/video-none"]),
         &["/dev/video-none"],

@@ -76,12 +76,14 @@ pub fn read_npy(name: &str) -> (Vec<usize>, Vec<f32>) {
     (shape, values)
 }
 
-/// A fresh scratch folder under the system temp dir, unique to this test.
-pub fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hgpose-test-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder under the system temp dir, unique to this test, removed when the
+/// returned guard drops (at the end of the test, passed or failed): CI machines persist, and
+/// each run used to leave about 15 MB of models and frames behind.
+pub fn scratch(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hgpose-test-{test}-"))
+        .tempdir()
+        .expect("cannot create a scratch folder under the temp dir")
 }
 
 /// Copies a fixture model into `dir` (without its sidecar) and returns the copy's path.

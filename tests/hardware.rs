@@ -347,10 +347,12 @@ fn node_answers_a_trigger_with_a_pose_on_every_output() {
     let (video, fb, chip) = (hw_path("HGPOSE_HW_VIDEO"), hw_path("HGPOSE_HW_FB"), chip());
     let (rule_line, trigger_line) = (4u32, 6u32);
     sim_pull(trigger_line, false);
-    let dir = std::env::temp_dir().join("hgpose-node");
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new()
+        .prefix("hgpose-node-")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path();
     let json = dir.join("poses.jsonl");
-    let _ = std::fs::remove_file(&json);
     let board = dir.join("board.toml");
     std::fs::write(
         &board,

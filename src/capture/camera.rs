@@ -839,7 +839,11 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_a_camera() {
-        let path = std::env::temp_dir().join(format!("hgpose-not-a-camera-{}", std::process::id()));
+        let file = tempfile::Builder::new()
+            .prefix("hgpose-not-a-camera-")
+            .tempfile()
+            .unwrap();
+        let path = file.path().to_path_buf();
         std::fs::write(&path, b"plain file").unwrap();
         let config = CameraConfig {
             device: path.clone(),
@@ -847,7 +851,6 @@ mod tests {
         };
         let err = Camera::open(&config).err().unwrap().to_string();
         assert!(err.contains("not a V4L2 video device"), "{err}");
-        std::fs::remove_file(&path).ok();
     }
 
     #[test]

@@ -33,8 +33,11 @@ mod tests {
 
     #[test]
     fn missing_and_corrupt_files_are_named_errors() {
-        let dir = std::env::temp_dir().join(format!("hgpose-capture-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("hgpose-capture-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path();
         let missing = dir.join("missing.png");
         let err = load_image(&missing).unwrap_err().to_string();
         assert!(err.contains("missing.png"), "{err}");
@@ -62,6 +65,5 @@ mod tests {
         let good = dir.join("good.png");
         RgbImage::new(3, 2).save(&good).unwrap();
         assert_eq!(load_image(&good).unwrap().dimensions(), (3, 2));
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

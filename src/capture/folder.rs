@@ -228,11 +228,11 @@ mod tests {
     use super::*;
 
     /// A fresh folder per test under the system temp dir.
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hgpose-folder-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("hgpose-folder-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn write_image(path: &Path, w: u32, h: u32) {
@@ -243,7 +243,8 @@ mod tests {
 
     #[test]
     fn reads_images_in_name_order_and_skips_bad_files() {
-        let dir = temp_dir("order");
+        let scratch = temp_dir("order");
+        let dir = scratch.path();
         write_image(&dir.join("frame2.png"), 2, 2);
         write_image(&dir.join("frame1.JPG"), 1, 3);
         write_image(&dir.join("frame4.jpeg"), 4, 1);
@@ -251,7 +252,7 @@ mod tests {
         std::fs::write(dir.join("notes.txt"), b"ignored").unwrap();
         std::fs::create_dir(dir.join("frame0.png")).unwrap(); // a folder, not a file
 
-        let mut src = FolderSource::open(&dir, PlaybackOptions::default()).unwrap();
+        let mut src = FolderSource::open(dir, PlaybackOptions::default()).unwrap();
         let names: Vec<_> = src
             .files()
             .iter()
@@ -273,19 +274,19 @@ mod tests {
         assert_eq!((f.image.dimensions(), f.sequence), ((4, 1), 2));
         assert!(src.next_frame().unwrap().is_none());
         assert!(src.next_frame().unwrap().is_none());
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn looping_starts_again_and_pacing_slows_it_down() {
-        let dir = temp_dir("loop");
+        let scratch = temp_dir("loop");
+        let dir = scratch.path();
         write_image(&dir.join("a.png"), 1, 1);
         write_image(&dir.join("b.png"), 2, 1);
         let options = PlaybackOptions {
             looping: true,
             fps: Some(50.0),
         };
-        let mut src = FolderSource::open(&dir, options).unwrap();
+        let mut src = FolderSource::open(dir, options).unwrap();
         let start = Instant::now();
         let widths: Vec<u32> = (0..5)
             .map(|_| src.next_frame().unwrap().unwrap().image.width())
@@ -297,28 +298,28 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn looping_over_only_bad_files_stops() {
-        let dir = temp_dir("allbad");
+        let scratch = temp_dir("allbad");
+        let dir = scratch.path();
         std::fs::write(dir.join("a.png"), b"bad").unwrap();
         let options = PlaybackOptions {
             looping: true,
             fps: None,
         };
-        let mut src = FolderSource::open(&dir, options).unwrap();
+        let mut src = FolderSource::open(dir, options).unwrap();
         assert!(src.next_frame().is_err());
         assert!(src.next_frame().unwrap().is_none());
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn empty_or_missing_folder_is_a_named_error() {
-        let dir = temp_dir("empty");
+        let scratch = temp_dir("empty");
+        let dir = scratch.path();
         std::fs::write(dir.join("readme.md"), b"no images").unwrap();
-        let err = FolderSource::open(&dir, PlaybackOptions::default())
+        let err = FolderSource::open(dir, PlaybackOptions::default())
             .err()
             .unwrap()
             .to_string();
@@ -337,13 +338,13 @@ mod tests {
             fps: Some(0.0),
         };
         write_image(&dir.join("x.png"), 1, 1);
-        assert!(FolderSource::open(&dir, bad_fps).is_err());
-        std::fs::remove_dir_all(&dir).ok();
+        assert!(FolderSource::open(dir, bad_fps).is_err());
     }
 
     #[test]
     fn file_source_once_or_repeated() {
-        let dir = temp_dir("file");
+        let scratch = temp_dir("file");
+        let dir = scratch.path();
         let path = dir.join("one.png");
         write_image(&path, 3, 2);
         let mut once = FileSource::open(&path, PlaybackOptions::default()).unwrap();
@@ -368,6 +369,5 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("missing.png"), "{err}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -251,11 +251,11 @@ mod tests {
     use super::*;
     use image::RgbImage;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hgpose-video-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("hgpose-video-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn ffmpeg_available() -> bool {
@@ -270,7 +270,8 @@ mod tests {
 
     #[test]
     fn missing_ffmpeg_is_a_clear_error() {
-        let dir = temp_dir("missing");
+        let scratch = temp_dir("missing");
+        let dir = scratch.path();
         let video = dir.join("clip.mp4");
         std::fs::write(&video, b"whatever").unwrap();
         let err = VideoSource::open_with_program(
@@ -295,7 +296,6 @@ mod tests {
             err.contains("absent.mp4") && err.contains("does not exist"),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// Round trip through a real ffmpeg where one is installed (the missing case is above).
@@ -305,7 +305,8 @@ mod tests {
             eprintln!("ffmpeg is not installed: only the missing-ffmpeg error is tested");
             return;
         }
-        let dir = temp_dir("roundtrip");
+        let scratch = temp_dir("roundtrip");
+        let dir = scratch.path();
         let colors = [
             [250u8, 10, 10],
             [10, 250, 10],
@@ -360,6 +361,5 @@ mod tests {
         let err = src.next_frame().unwrap_err().to_string();
         assert!(err.contains("notes.mp4") && err.contains("ffmpeg"), "{err}");
         assert!(src.next_frame().unwrap().is_none());
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

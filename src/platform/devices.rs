@@ -98,7 +98,11 @@ mod tests {
 
     #[test]
     fn lists_nodes_with_their_sysfs_names() {
-        let root = std::env::temp_dir().join(format!("hgpose-devices-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("hgpose-devices-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path();
         let (dev, sys) = (root.join("dev"), root.join("sys"));
         for n in ["video10", "video2", "fb0", "gpiochip0", "videoX", "random"] {
             std::fs::create_dir_all(&dev).unwrap();
@@ -123,6 +127,5 @@ mod tests {
             list[0].detail
         );
         assert_eq!(list[2].detail, "bochs-drmdrmfb, 1280,800, 32 bpp");
-        std::fs::remove_dir_all(&root).ok();
     }
 }

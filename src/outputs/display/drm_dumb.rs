@@ -401,10 +401,13 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_a_drm_device() {
-        let path = std::env::temp_dir().join(format!("hgpose-notdrm-{}", std::process::id()));
+        let file = tempfile::Builder::new()
+            .prefix("hgpose-notdrm-")
+            .tempfile()
+            .unwrap();
+        let path = file.path().to_path_buf();
         std::fs::write(&path, b"x").unwrap();
         let err = DrmDisplay::open(&path, None).err().unwrap();
-        std::fs::remove_file(&path).ok();
         assert!(err.to_string().contains("not a DRM device"), "{err}");
     }
 }

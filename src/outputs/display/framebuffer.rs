@@ -348,10 +348,13 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_a_framebuffer() {
-        let path = std::env::temp_dir().join(format!("hgpose-notfb-{}", std::process::id()));
+        let file = tempfile::Builder::new()
+            .prefix("hgpose-notfb-")
+            .tempfile()
+            .unwrap();
+        let path = file.path().to_path_buf();
         std::fs::write(&path, b"x").unwrap();
         let err = Framebuffer::open(&path).err().unwrap();
-        std::fs::remove_file(&path).ok();
         assert!(err.to_string().contains("not a framebuffer"), "{err}");
     }
 }

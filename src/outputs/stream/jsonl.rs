@@ -141,14 +141,19 @@ impl JsonLinesSink {
 mod tests {
     use super::*;
 
-    /// A fresh path in the system temp folder, unique per test and process.
-    fn temp_path(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("hgpose-jsonl-{}-{name}", std::process::id()))
+    /// A fresh path `name` in a folder of its own, removed when the folder is dropped.
+    fn temp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix("hgpose-jsonl-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join(name);
+        (dir, path)
     }
 
     #[test]
     fn writes_one_line_per_record_visible_before_drop() {
-        let path = temp_path("lines.jsonl");
+        let (_scratch, path) = temp_path("lines.jsonl");
         let mut sink = JsonLinesSink::file(&path, false).unwrap();
         sink.write_record(r#"{"frame":1}"#).unwrap();
         // Flushed per record: a tailing reader sees the line while the sink is still open.
@@ -162,12 +167,11 @@ mod tests {
         }
         assert_eq!(sink.written(), 2);
         assert!(!sink.is_broken_pipe());
-        std::fs::remove_file(&path).ok();
     }
 
     #[test]
     fn append_keeps_and_truncate_replaces() {
-        let path = temp_path("append.jsonl");
+        let (_scratch, path) = temp_path("append.jsonl");
         std::fs::write(&path, "{\"old\":true}\n").unwrap();
         JsonLinesSink::file(&path, true)
             .unwrap()
@@ -182,12 +186,11 @@ mod tests {
             .write_record("{\"new\":2}")
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"new\":2}\n");
-        std::fs::remove_file(&path).ok();
     }
 
     #[test]
     fn missing_folder_is_named_not_created() {
-        let dir = temp_path("no-such-dir");
+        let (_scratch, dir) = temp_path("no-such-dir");
         let path = dir.join("out.jsonl");
         let err = JsonLinesSink::file(&path, true).err().unwrap().to_string();
         assert!(err.contains(&dir.display().to_string()), "{err}");
@@ -197,12 +200,11 @@ mod tests {
 
     #[test]
     fn record_with_line_break_is_refused() {
-        let path = temp_path("newline.jsonl");
+        let (_scratch, path) = temp_path("newline.jsonl");
         let mut sink = JsonLinesSink::file(&path, false).unwrap();
         assert!(sink.write_record("{\n\"a\":1}").is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
         assert!(!sink.is_broken_pipe());
-        std::fs::remove_file(&path).ok();
     }
 
     /// A real pipe whose reader is gone: the write fails with EPIPE and the sink says so.

@@ -18,6 +18,14 @@
 //! before tract optimizes the rest. Sums run in another order than tract's, so values differ by
 //! float rounding (tests: 1e-5 of the range).
 //!
+//! Two changes to how the kernel reads were tried and measured, with no gain: copying each
+//! 1x1 run of 64 positions into one contiguous buffer (the planes lie 16-64 KB apart, so their
+//! runs share L1 sets), and cutting the reduction into parts whose input fits in L1, with
+//! partial sums stored between parts. Alternated with the current code in one process, 40
+//! rounds per layer, neither moved the best time of 1x1 layers (256->256 and 128->256 over
+//! 64x64, 64->128 over 128x128) or of 3x3 128->128 ones by more than 5%, except that parts made
+//! the 128->256 layer 8% slower.
+//!
 //! On more than one thread a layer is cut into runs of output positions (see
 //! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
 
@@ -325,19 +333,29 @@ const TUNING: Tuning = Tuning {
     tasks_per_thread: TASKS_PER_THREAD,
 };
 
-#[cfg(not(test))]
-fn tuning() -> Tuning {
-    TUNING
-}
-
-#[cfg(test)]
 thread_local! {
-    static TEST_TUNING: std::cell::Cell<Tuning> = const { std::cell::Cell::new(TUNING) };
+    /// This thread's sizes: [`TUNING`] unless a test or [`with_tasks_per_thread`] sets others.
+    static THREAD_TUNING: std::cell::Cell<Tuning> = const { std::cell::Cell::new(TUNING) };
 }
 
-#[cfg(test)]
+/// The sizes in force on this thread (the one that evaluates a layer decides how it is cut).
 fn tuning() -> Tuning {
-    TEST_TUNING.get()
+    THREAD_TUNING.get()
+}
+
+/// Runs `f` with each layer evaluated on this thread cut into `tasks` tasks per thread, for
+/// `benches/conv_tuning.rs`: on a machine as noisy as a shared VM only settings alternated in
+/// one process can be compared.
+#[doc(hidden)]
+pub fn with_tasks_per_thread<R>(tasks: usize, f: impl FnOnce() -> R) -> R {
+    let previous = THREAD_TUNING.get();
+    THREAD_TUNING.set(Tuning {
+        tasks_per_thread: tasks.max(1),
+        ..previous
+    });
+    let out = f();
+    THREAD_TUNING.set(previous);
+    out
 }
 
 /// Multiply-adds below which a convolution stays on one thread: a job on the [`super::spin_team`]
@@ -347,7 +365,11 @@ const PARALLEL_MACS: usize = 1 << 19;
 const PARALLEL_COPY: usize = 1 << 15;
 /// Tasks a thread gets. Each task's input comes from the core that wrote it: cut finer, the
 /// layers lost more to that than they gained (3x3 32->32 over 32x32 on two threads: 1.47x in
-/// two runs, 1.36x in four; the 3x3 64->64 layer over 64x64 ran 0.79x as fast in ten).
+/// two runs, 1.36x in four; the 3x3 64->64 layer over 64x64 ran 0.79x as fast in ten). Whole
+/// models on two threads, settings alternated in one process (`cargo bench --bench
+/// conv_tuning`): 2, 4 and 8 tasks a thread took 1.04x, 1.07x and 1.11x the median time of one
+/// on the default model, and 1.03x, 1.02x and 1.09x on 2x256. Finer tasks did not make up for
+/// a helper that falls behind.
 const TASKS_PER_THREAD: usize = 1;
 
 struct BlockArgs<'a> {
@@ -873,9 +895,9 @@ mod tests {
     }
 
     fn with_tuning<R>(tuning: Tuning, f: impl FnOnce() -> R) -> R {
-        let previous = TEST_TUNING.replace(tuning);
+        let previous = THREAD_TUNING.replace(tuning);
         let out = f();
-        TEST_TUNING.set(previous);
+        THREAD_TUNING.set(previous);
         out
     }
 

@@ -192,6 +192,13 @@ impl DirectConv {
         }
     }
 
+    /// Positions of a 1x1 layer's tile: a whole number of kernel widths whose input (every
+    /// channel) fits in [`Tuning::tile_bytes`], at least one width.
+    fn position_tile(&self, width: usize) -> usize {
+        let per_position = self.in_channels * std::mem::size_of::<f32>();
+        (tuning().tile_bytes / per_position / width).max(1) * width
+    }
+
     /// How one evaluation is cut into tasks for `threads`: runs of output positions (all
     /// blocks inside, so that a run of input read for the first block is still in L1 for the
     /// others), and groups of blocks only where positions are too few to go round.
@@ -243,12 +250,19 @@ impl DirectConv {
                     ..self.block(args, args.input, b, channels(b))
                 })
                 .collect();
-            for p0 in (q0..q1).step_by(width) {
+            // Tiles of positions whose input stays in L2; in each, one block after another
+            // over the whole tile, so that a block's weights stay in L1 and its output rows
+            // (and addend) are written (read) in long runs the prefetchers follow.
+            let tile = self.position_tile(width);
+            for t0 in (q0..q1).step_by(tile) {
+                let t1 = (t0 + tile).min(q1);
                 for (block, b) in group.iter().zip(b0..) {
-                    // SAFETY: this task alone writes positions q0..q1 of blocks b0..b1.
-                    unsafe {
-                        kernel.run(block, p0, width.min(q1 - p0), out.skip(b * ROWS * hw), hw)
-                    };
+                    for p0 in (t0..t1).step_by(width) {
+                        // SAFETY: this task alone writes positions q0..q1 of blocks b0..b1.
+                        unsafe {
+                            kernel.run(block, p0, width.min(t1 - p0), out.skip(b * ROWS * hw), hw)
+                        };
+                    }
                 }
             }
             return;
@@ -325,16 +339,19 @@ struct Tuning {
     parallel_macs: usize,
     parallel_copy: usize,
     tasks_per_thread: usize,
+    /// Input bytes of a 1x1 layer's tile of positions ([`DirectConv::position_tile`]).
+    tile_bytes: usize,
 }
 
 const TUNING: Tuning = Tuning {
     parallel_macs: PARALLEL_MACS,
     parallel_copy: PARALLEL_COPY,
     tasks_per_thread: TASKS_PER_THREAD,
+    tile_bytes: TILE_BYTES,
 };
 
 thread_local! {
-    /// This thread's sizes: [`TUNING`] unless a test or [`with_tasks_per_thread`] sets others.
+    /// This thread's sizes: [`TUNING`] unless a test or [`with_conv_cuts`] sets others.
     static THREAD_TUNING: std::cell::Cell<Tuning> = const { std::cell::Cell::new(TUNING) };
 }
 
@@ -343,14 +360,33 @@ fn tuning() -> Tuning {
     THREAD_TUNING.get()
 }
 
-/// Runs `f` with each layer evaluated on this thread cut into `tasks` tasks per thread, for
+/// How layers are cut, as [`with_conv_cuts`] sets them.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvCuts {
+    /// Tasks each thread gets per layer.
+    pub tasks_per_thread: usize,
+    /// Input bytes of a 1x1 layer's tile of positions.
+    pub tile_bytes: usize,
+}
+
+impl ConvCuts {
+    /// What hgpose ships.
+    pub const SHIPPED: ConvCuts = ConvCuts {
+        tasks_per_thread: TASKS_PER_THREAD,
+        tile_bytes: TILE_BYTES,
+    };
+}
+
+/// Runs `f` with each layer evaluated on this thread cut as `cuts` says, for
 /// `benches/conv_tuning.rs`: on a machine as noisy as a shared VM only settings alternated in
 /// one process can be compared.
 #[doc(hidden)]
-pub fn with_tasks_per_thread<R>(tasks: usize, f: impl FnOnce() -> R) -> R {
+pub fn with_conv_cuts<R>(cuts: ConvCuts, f: impl FnOnce() -> R) -> R {
     let previous = THREAD_TUNING.get();
     THREAD_TUNING.set(Tuning {
-        tasks_per_thread: tasks.max(1),
+        tasks_per_thread: cuts.tasks_per_thread.max(1),
+        tile_bytes: cuts.tile_bytes,
         ..previous
     });
     let out = f();
@@ -371,6 +407,13 @@ const PARALLEL_COPY: usize = 1 << 15;
 /// on the default model, and 1.03x, 1.02x and 1.09x on 2x256. Finer tasks did not make up for
 /// a helper that falls behind.
 const TASKS_PER_THREAD: usize = 1;
+
+/// A quarter of a core's 2 MB L2. Against the order before tiles (every block per kernel
+/// width), alternated in one process (`cargo bench --bench conv_tuning`) on this noisy VM, the
+/// old order took 1.07x the median time on the default model (1 thread), and 1.09x, 1.03x
+/// (1 thread) and 1.03x (2 threads) on 2x256 in three runs; 128 KB and 1 MB tiles were within
+/// the noise (±4%) of 512 KB.
+const TILE_BYTES: usize = 512 << 10;
 
 struct BlockArgs<'a> {
     input: &'a [f32],
@@ -876,11 +919,19 @@ mod tests {
             parallel_macs: 0,
             parallel_copy: 0,
             tasks_per_thread: 64,
+            ..TUNING
+        };
+        // And with 1x1 layers' tiles of 4 KB of input: one or a few kernel widths, the last
+        // one partial.
+        let narrow_tiles = Tuning {
+            tile_bytes: 4096,
+            ..TUNING
         };
         let runs = [
             run(&ours, c, h, w),
             on_two_threads(|| run(&ours, c, h, w)),
             with_tuning(cut, || on_two_threads(|| run(&ours, c, h, w))),
+            with_tuning(narrow_tiles, || run(&ours, c, h, w)),
         ];
         for got in runs {
             let worst = expected
@@ -927,6 +978,7 @@ mod tests {
                         parallel_macs: 0,
                         parallel_copy: 0,
                         tasks_per_thread,
+                        ..TUNING
                     };
                     let tiling = with_tuning(tuning, || op.tiling(threads));
                     let (unit, units) = match op.in_place() {

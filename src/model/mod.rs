@@ -32,7 +32,7 @@ pub use avx2_int8_mmm::kernel as avx2_int8_kernel;
 pub use contract::{
     resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec,
 };
-pub use direct_conv::with_tasks_per_thread;
+pub use direct_conv::{with_conv_cuts, ConvCuts};
 pub use engine::{OpTime, PoseModel};
 pub use joints::JointSet;
 pub use nnef::{contract_sidecar, export, is_nnef, Exported, WeightStorage};

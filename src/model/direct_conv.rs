@@ -200,8 +200,8 @@ impl DirectConv {
     }
 
     /// How one evaluation is cut into tasks for `threads`: runs of output positions (all
-    /// blocks inside, so that a run of input read for the first block is still in L1 for the
-    /// others), and groups of blocks only where positions are too few to go round.
+    /// blocks inside, so that the run's input is read into this core's caches once for all of
+    /// them), and groups of blocks only where positions are too few to go round.
     fn tiling(&self, threads: usize) -> Tiling {
         let blocks = self.out_channels.div_ceil(ROWS);
         let width = self.kernel().width();

@@ -45,9 +45,10 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
         .lines()
         .find(|l| l.starts_with("kernels on this CPU"))
         .unwrap_or_default();
+    // tract's integer products (`..._i32_...`) or hgpose's int8 convolutions (`..._i8_...`).
     assert!(
-        kernels.contains("i32"),
-        "no integer matmul kernel: {stdout}"
+        kernels.contains("i32") || kernels.contains("_i8_"),
+        "no integer kernel: {stdout}"
     );
     // tract's own AVX2 int8 kernel stalls on an SSE/AVX transition (model/int8_kernel.rs);
     // on AVX2 without VNNI hgpose's own kernel (model/avx2_int8_mmm.rs) runs instead.
@@ -164,7 +165,31 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
             "{stderr}"
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["keypoints"], keypoints("1"), "{precision}: tract's ops");
+        let ours = keypoints("1");
+        if precision == "f32" {
+            assert_eq!(v["keypoints"], ours, "{precision}: tract's ops");
+            continue;
+        }
+        // hgpose's int8 convolutions (AVX-512 VNNI) give tract's reference evaluation to the
+        // bit (model/direct_conv_i8.rs tests); tract's optimized plan rounds some
+        // requantizations one step apart from it. So: the same joints, confidences within 5%.
+        let (theirs, ours) = (v["keypoints"].as_array().unwrap(), ours.as_array().unwrap());
+        assert_eq!(theirs.len(), ours.len());
+        for (t, o) in theirs.iter().zip(ours) {
+            assert_eq!(
+                (&t["name"], &t["x"], &t["y"]),
+                (&o["name"], &o["x"], &o["y"]),
+                "int8"
+            );
+            let (tc, oc) = (
+                t["confidence"].as_f64().unwrap(),
+                o["confidence"].as_f64().unwrap(),
+            );
+            assert!(
+                (tc - oc).abs() <= 0.05 * tc.abs(),
+                "int8 confidence {oc} against {tc}"
+            );
+        }
     }
 
     // auto times f32 against int8 here (this CPU has no native fp16 arithmetic in tract) or

@@ -180,6 +180,20 @@ impl PoseModel {
             let swapped = super::direct_conv::swap_in(&mut model)
                 .map_err(|e| Error::model(path, format!("{e:#}")))?;
             tracing::debug!("{}: {swapped} direct convolutions", path.display());
+        } else if hgpose_ops && precision == Precision::Int8 && super::direct_conv_i8::available() {
+            // hgpose's own int8 convolutions, on the graph as tract declutters it.
+            model = model
+                .into_decluttered()
+                .map_err(|e| Error::model(path, format!("tract cannot declutter it: {e:#}")))?;
+            let swapped = super::direct_conv_i8::swap_in(&mut model)
+                .map_err(|e| Error::model(path, format!("{e:#}")))?;
+            // The layers `quantize` kept in float (`--float-layers`) run hgpose's f32 ones.
+            let float = super::direct_conv::swap_in(&mut model)
+                .map_err(|e| Error::model(path, format!("{e:#}")))?;
+            tracing::debug!(
+                "{}: {swapped} direct int8 convolutions, {float} direct f32 ones",
+                path.display()
+            );
         } else if hgpose_ops {
             let flattened = super::flat_pointwise::flatten(&mut model)
                 .map_err(|e| Error::model(path, format!("{e:#}")))?;
@@ -456,12 +470,17 @@ impl PoseModel {
 
     /// The matrix-multiply kernels tract chose for this CPU, with how many operations use each
     /// (e.g. `fma_mmm_f32_16x6`, `arm64simd_mmm_f32_8x8_gen`, `arm64fp16_mmm_f16_16x8_gen`),
-    /// and hgpose's own convolution kernel where it runs (`hgpose_conv_f32_avx512_6x64`).
+    /// and hgpose's own convolution kernels where they run (`hgpose_conv_f32_avx512_6x64`,
+    /// `hgpose_conv_i8_avx512vnni_6x64`).
     pub fn kernels(&self) -> std::collections::BTreeMap<String, usize> {
         let mut kernels = std::collections::BTreeMap::new();
         for node in self.state.plan().model().nodes() {
             if let Some(conv) = node.op_as::<super::direct_conv::DirectConv>() {
                 *kernels.entry(conv.kernel_name().to_string()).or_insert(0) += 1;
+                continue;
+            }
+            if let Some(conv) = node.op_as::<super::direct_conv_i8::DirectConvI8>() {
+                *kernels.entry(conv.kernel.name().to_string()).or_insert(0) += 1;
                 continue;
             }
             let Ok(info) = node.op().info() else { continue };

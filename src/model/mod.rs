@@ -4,6 +4,7 @@
 mod avx2_int8_mmm;
 mod contract;
 mod direct_conv;
+mod direct_conv_i8;
 mod engine;
 mod f32_conv_kernel;
 mod fast_dequantize;
@@ -14,6 +15,7 @@ mod fast_quantize;
 mod fast_requant;
 mod fast_scale_shift;
 mod flat_pointwise;
+mod i8_conv_kernel;
 mod int8_kernel;
 mod joints;
 mod knobs;

@@ -34,3 +34,143 @@ pub fn first_output(model: &TypedModel, input: &Tensor) -> Vec<f32> {
         .unwrap()
         .to_vec()
 }
+
+/// A QLinearConv layer as `quantize` writes one, between float input and output.
+pub struct QuantizedConv {
+    pub in_channels: i64,
+    pub out_channels: i64,
+    /// Kernel side (odd); padding is `side / 2` on every edge.
+    pub side: i64,
+    pub stride: i64,
+    pub height: i64,
+    pub width: i64,
+    pub x_zero: u8,
+    pub y_zero: u8,
+}
+
+impl QuantizedConv {
+    /// float -> QuantizeLinear -> QLinearConv (patterned weights of both signs, per-channel
+    /// weight scales, a bias) -> DequantizeLinear, typed.
+    pub fn model(&self) -> TypedModel {
+        use tract_onnx::pb::tensor_proto::DataType;
+        use tract_onnx::pb::*;
+        let (cin, cout, side) = (self.in_channels, self.out_channels, self.side);
+        let weights: Vec<u8> = (0..cin * cout * side * side)
+            .map(|i| ((i * 37 % 255) - 127) as i8 as u8)
+            .collect();
+        let scales: Vec<u8> = (0..cout)
+            .flat_map(|o| (0.002f32 + o as f32 * 1e-4).to_le_bytes())
+            .collect();
+        let bias: Vec<u8> = (0..cout)
+            .flat_map(|o| ((o * 97 % 400) as i32 - 200).to_le_bytes())
+            .collect();
+        let f = |v: f32| v.to_le_bytes().to_vec();
+        let initializer = vec![
+            onnx_tensor("x_scale", &[], DataType::Float, f(1.0 / 64.0)),
+            onnx_tensor("x_zero", &[], DataType::Uint8, vec![self.x_zero]),
+            onnx_tensor("w", &[cout, cin, side, side], DataType::Int8, weights),
+            onnx_tensor("w_scale", &[cout], DataType::Float, scales),
+            onnx_tensor("w_zero", &[cout], DataType::Int8, vec![0; cout as usize]),
+            onnx_tensor("y_scale", &[], DataType::Float, f(1.0 / 32.0)),
+            onnx_tensor("y_zero", &[], DataType::Uint8, vec![self.y_zero]),
+            onnx_tensor("bias", &[cout], DataType::Int32, bias),
+        ];
+        let qconv = [
+            "xq", "x_scale", "x_zero", "w", "w_scale", "w_zero", "y_scale", "y_zero", "bias",
+        ];
+        let ints = |name: &str, v: Vec<i64>| AttributeProto {
+            name: name.into(),
+            r#type: attribute_proto::AttributeType::Ints as i32,
+            ints: v,
+            ..Default::default()
+        };
+        let pad = side / 2;
+        let mut conv = onnx_node("QLinearConv", &qconv, "yq");
+        conv.attribute = vec![
+            ints("kernel_shape", vec![side, side]),
+            ints("pads", vec![pad; 4]),
+            ints("strides", vec![self.stride; 2]),
+        ];
+        let span = |d: i64| (d + 2 * pad - side) / self.stride + 1;
+        let graph = GraphProto {
+            node: vec![
+                onnx_node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq"),
+                conv,
+                onnx_node("DequantizeLinear", &["yq", "y_scale", "y_zero"], "y"),
+            ],
+            initializer,
+            input: vec![onnx_value("x", &[1, cin, self.height, self.width])],
+            output: vec![onnx_value(
+                "y",
+                &[1, cout, span(self.height), span(self.width)],
+            )],
+            ..Default::default()
+        };
+        let opset = OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        };
+        let proto = ModelProto {
+            ir_version: 7,
+            opset_import: vec![opset],
+            graph: Some(graph),
+            ..Default::default()
+        };
+        tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .unwrap()
+            .into_typed()
+            .unwrap()
+    }
+}
+
+/// An ONNX initializer of raw little-endian bytes.
+pub fn onnx_tensor(
+    name: &str,
+    dims: &[i64],
+    dt: tract_onnx::pb::tensor_proto::DataType,
+    raw: Vec<u8>,
+) -> tract_onnx::pb::TensorProto {
+    tract_onnx::pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: dt as i32,
+        raw_data: raw,
+        ..Default::default()
+    }
+}
+
+/// An f32 graph input or output of fixed `dims`.
+pub fn onnx_value(name: &str, dims: &[i64]) -> tract_onnx::pb::ValueInfoProto {
+    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+    use tract_onnx::pb::*;
+    let dim = dims.iter().map(|d| Dimension {
+        value: Some(dimension::Value::DimValue(*d)),
+        ..Default::default()
+    });
+    let shape = TensorShapeProto { dim: dim.collect() };
+    let tensor_type = type_proto::Tensor {
+        elem_type: tensor_proto::DataType::Float as i32,
+        shape: Some(shape),
+    };
+    let r#type = TypeProto {
+        value: Some(type_proto::Value::TensorType(tensor_type)),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(r#type),
+        ..Default::default()
+    }
+}
+
+/// A node with one output, named after it.
+pub fn onnx_node(op: &str, inputs: &[&str], output: &str) -> tract_onnx::pb::NodeProto {
+    tract_onnx::pb::NodeProto {
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: output.into(),
+        ..Default::default()
+    }
+}

@@ -151,106 +151,22 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input};
-    use tract_onnx::pb::tensor_proto::DataType;
-    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-    use tract_onnx::pb::*;
-
-    fn tensor(name: &str, dims: &[i64], dt: DataType, raw: Vec<u8>) -> TensorProto {
-        let (name, dims, data_type) = (name.to_string(), dims.to_vec(), dt as i32);
-        TensorProto {
-            name,
-            dims,
-            data_type,
-            raw_data: raw,
-            ..Default::default()
-        }
-    }
-
-    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-        let dim = dims.iter().map(|d| Dimension {
-            value: Some(dimension::Value::DimValue(*d)),
-            ..Default::default()
-        });
-        let shape = TensorShapeProto { dim: dim.collect() };
-        let tensor_type = type_proto::Tensor {
-            elem_type: DataType::Float as i32,
-            shape: Some(shape),
-        };
-        let r#type = TypeProto {
-            value: Some(type_proto::Value::TensorType(tensor_type)),
-            ..Default::default()
-        };
-        ValueInfoProto {
-            name: name.into(),
-            r#type: Some(r#type),
-            ..Default::default()
-        }
-    }
-
-    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
-        NodeProto {
-            op_type: op.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            name: output.into(),
-            ..Default::default()
-        }
-    }
+    use crate::model::test_models::{first_output, patterned_input, QuantizedConv};
 
     /// float -> QuantizeLinear -> QLinearConv 1x1 (32 -> 48 channels, per-channel weight
     /// scales) -> DequantizeLinear, over a 16x16 map: as `quantize` writes convolutions.
     fn quantized_pointwise() -> TypedModel {
-        let (cin, cout, side) = (32i64, 48i64, 16i64);
-        let weights: Vec<u8> = (0..cin * cout)
-            .map(|i| ((i * 37 % 251) as i8 - 100) as u8)
-            .collect();
-        let scales: Vec<u8> = (0..cout)
-            .flat_map(|o| (0.002f32 + o as f32 * 1e-4).to_le_bytes())
-            .collect();
-        let bias: Vec<u8> = (0..cout)
-            .flat_map(|o| ((o * 97 % 400) as i32 - 200).to_le_bytes())
-            .collect();
-        let f = |v: f32| v.to_le_bytes().to_vec();
-        let initializer = vec![
-            tensor("x_scale", &[], DataType::Float, f(1.0 / 64.0)),
-            tensor("x_zero", &[], DataType::Uint8, vec![128]),
-            tensor("w", &[cout, cin, 1, 1], DataType::Int8, weights),
-            tensor("w_scale", &[cout], DataType::Float, scales),
-            tensor("w_zero", &[cout], DataType::Int8, vec![0; cout as usize]),
-            tensor("y_scale", &[], DataType::Float, f(1.0 / 32.0)),
-            tensor("y_zero", &[], DataType::Uint8, vec![120]),
-            tensor("bias", &[cout], DataType::Int32, bias),
-        ];
-        let qconv = [
-            "xq", "x_scale", "x_zero", "w", "w_scale", "w_zero", "y_scale", "y_zero", "bias",
-        ];
-        let graph = GraphProto {
-            node: vec![
-                node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq"),
-                node("QLinearConv", &qconv, "yq"),
-                node("DequantizeLinear", &["yq", "y_scale", "y_zero"], "y"),
-            ],
-            initializer,
-            input: vec![value("x", &[1, cin, side, side])],
-            output: vec![value("y", &[1, cout, side, side])],
-            ..Default::default()
-        };
-        let opset = OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        };
-        let proto = ModelProto {
-            ir_version: 7,
-            opset_import: vec![opset],
-            graph: Some(graph),
-            ..Default::default()
-        };
-        let mut model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .unwrap()
-            .into_typed()
-            .unwrap();
+        let mut model = QuantizedConv {
+            in_channels: 32,
+            out_channels: 48,
+            side: 1,
+            stride: 1,
+            height: 16,
+            width: 16,
+            x_zero: 128,
+            y_zero: 120,
+        }
+        .model();
         super::super::flat_pointwise::flatten(&mut model).unwrap();
         model.into_optimized().unwrap()
     }

@@ -1,0 +1,800 @@
+//! hgpose's own int8 convolutions for the int8 companion's layers (1x1, 3x3, the 7x7 stride-2
+//! stem), on x86_64 CPUs with AVX-512 VNNI.
+//!
+//! tract 0.23 lowers each quantized convolution to some ten ops: the u8 input offset to i8,
+//! im2col and packing, an integer product (`avx512vnni_mmm_i32_16x16`, which adds 128 to every
+//! broadcast byte and ran the default model's shallow products at 12-39 GMAC/s), the zero-point
+//! corrections and a per-channel requantization. On the default model those took 23 of 26 ms
+//! per inference (`bench --profile`), where the f32 graph took 16. [`DirectConvI8`] is the
+//! int8 sibling of [`super::direct_conv::DirectConv`]: it lays the u8 input out in quads of
+//! channels (four channels' bytes side by side, with a border of the input's zero point for
+//! 3x3 and 7x7 kernels), runs [`super::i8_conv_kernel`] over it, and requantizes as it stores.
+//!
+//! The sums are exact integers and the requantization is tract's (f32 multiplier, ties to
+//! even), so outputs equal tract's reference evaluation (tests); tract's optimized plan folds
+//! per-tensor multipliers into fixed point and may differ from it by one step.
+//!
+//! The rewrite runs on the decluttered model, where quantized convolutions are `Conv` ops (and
+//! 1x1 ones `EinSum`s) with their quantization parameters as constant inputs. It takes those
+//! whose input and output are u8, whose weights are symmetric (zero point 0), with one output
+//! zero point and scale; others stay tract's.
+
+use super::i8_conv_kernel::{Block, Kernel, OutBytes, ROWS, WIDTH};
+use super::spin_team::for_each_task;
+use super::threads::executor_threads;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+/// A quantized convolution of one NCHW u8 image with a square kernel of odd `side`, "same"
+/// padding and stride 1 or 2. Inputs: the image, the packed weights ([`pack_weights`]), the
+/// corrected bias and the multipliers (both padded to whole blocks).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DirectConvI8 {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub side: usize,
+    pub stride: usize,
+    /// The input's zero point: the border's value.
+    pub x_zero: u8,
+    /// The output's zero point.
+    pub y_zero: u8,
+    /// The output's type (u8, possibly with its quantization attached) and shape.
+    pub out_dt: DatumType,
+    pub out_shape: TVec<usize>,
+    pub kernel: Kernel,
+}
+
+impl DirectConvI8 {
+    fn pad(&self) -> usize {
+        self.side / 2
+    }
+
+    fn quads(&self) -> usize {
+        self.in_channels.div_ceil(4)
+    }
+
+    fn out_hw(&self) -> (usize, usize) {
+        let span = |d: usize| (d + 2 * self.pad() - self.side) / self.stride + 1;
+        (span(self.height), span(self.width))
+    }
+
+    /// Whether output positions are the input's own (1x1, stride 1: no border, no dropped
+    /// columns).
+    fn in_place(&self) -> bool {
+        self.side == 1 && self.stride == 1
+    }
+
+    /// Positions in one row of a (phase) plane of the bordered input, and in one such plane.
+    fn padded_row(&self) -> usize {
+        (self.width + 2 * self.pad()).div_ceil(self.stride)
+    }
+
+    fn padded_plane(&self) -> usize {
+        (self.height + 2 * self.pad()).div_ceil(self.stride) * self.padded_row()
+    }
+
+    /// Where step `t` (quad, tap row, tap column) reads, in positions past the output's.
+    fn offsets(&self) -> Vec<usize> {
+        let s = self.stride;
+        let (row, plane) = (self.padded_row(), self.padded_plane());
+        let mut offsets = Vec::with_capacity(self.quads() * self.side * self.side);
+        for q in 0..self.quads() {
+            for dy in 0..self.side {
+                for dx in 0..self.side {
+                    let phase = (dy % s) * s + dx % s;
+                    offsets.push((q * s * s + phase) * plane + dy / s * row + dx / s);
+                }
+            }
+        }
+        offsets
+    }
+
+    fn macs(&self) -> usize {
+        let (h, w) = self.out_hw();
+        self.in_channels * self.side * self.side * self.out_channels * h * w
+    }
+
+    /// The input in quads: position `p` of quad `q`'s (phase) plane holds channels `4q..4q+4`
+    /// at bytes `(q * planes + p) * 4 ..`, bordered and padded with the input's zero point.
+    /// Reads run on past the last plane through the dropped columns, by less than a row and a
+    /// kernel side, so that much more is allocated.
+    fn quad_input(&self, x: &[u8]) -> Vec<u8> {
+        let (h, w, pad, s) = (self.height, self.width, self.pad(), self.stride);
+        let (row, plane) = (self.padded_row(), self.padded_plane());
+        let per_quad = s * s * plane;
+        let mut out = vec![self.x_zero; (self.quads() * per_quad + row + self.side) * 4];
+        for q in 0..self.quads() {
+            let base = q * per_quad;
+            let channels = (4 * q..(4 * q + 4).min(self.in_channels)).collect::<Vec<_>>();
+            for y in 0..h {
+                let yy = y + pad;
+                if s == 1 {
+                    let at = (base + yy * row + pad) * 4;
+                    let lines: Vec<&[u8]> = channels
+                        .iter()
+                        .map(|c| &x[(c * h + y) * w..][..w])
+                        .collect();
+                    interleave(&lines, &mut out[at..at + 4 * w]);
+                    continue;
+                }
+                for (j, c) in channels.iter().enumerate() {
+                    let line = &x[(c * h + y) * w..][..w];
+                    for (xc, v) in line.iter().enumerate() {
+                        let xx = xc + pad;
+                        let phase = (yy % s) * s + xx % s;
+                        out[(base + phase * plane + yy / s * row + xx / s) * 4 + j] = *v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Block `b`'s weights, bias and multipliers over `input`.
+    fn block<'a>(&self, args: &Args<'a>, input: &'a [u8], b: usize) -> Block<'a> {
+        let steps = args.offsets.len();
+        let mut bias = [0i32; ROWS];
+        bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
+        let mut scale = [0f32; ROWS];
+        scale.copy_from_slice(&args.scales[b * ROWS..(b + 1) * ROWS]);
+        Block {
+            input,
+            offsets: args.offsets,
+            max_offset: args.max_offset,
+            weights: &args.weights[b * steps * ROWS..(b + 1) * steps * ROWS],
+            bias,
+            scale,
+            rows: (self.out_channels - b * ROWS).min(ROWS),
+            zero_point: self.y_zero,
+        }
+    }
+
+    /// Runs of output rows (or positions, in place), one per thread where the layer is large
+    /// enough to share: (run length in units, runs).
+    fn runs(&self, threads: usize, units: usize) -> (usize, usize) {
+        let parts = if threads > 1 && self.macs() >= PARALLEL_MACS {
+            threads.min(units)
+        } else {
+            1
+        };
+        let per_run = units.div_ceil(parts);
+        (per_run, units.div_ceil(per_run))
+    }
+
+    /// Run `r` of `per_run` units: every block over its positions, into `out`.
+    fn fill_run(&self, args: &Args, per_run: usize, r: usize, out: OutBytes) {
+        let kernel = self.kernel;
+        let (out_h, out_w) = self.out_hw();
+        let hw = out_h * out_w;
+        let blocks = self.out_channels.div_ceil(ROWS);
+        if self.in_place() {
+            let (q0, q1) = (r * per_run * WIDTH, ((r + 1) * per_run * WIDTH).min(hw));
+            // Tiles whose input stays in L2; in each, one block after another, so that a
+            // block's weights stay in L1 and its output rows are written in long runs.
+            let tile = (TILE_BYTES / (self.quads() * 4) / WIDTH).max(1) * WIDTH;
+            for t0 in (q0..q1).step_by(tile) {
+                let t1 = (t0 + tile).min(q1);
+                for b in 0..blocks {
+                    let block = self.block(args, args.input, b);
+                    for p0 in (t0..t1).step_by(WIDTH) {
+                        // SAFETY: this run alone writes positions q0..q1.
+                        unsafe {
+                            kernel.run(&block, p0, WIDTH.min(t1 - p0), out.skip(b * ROWS * hw), hw)
+                        };
+                    }
+                }
+            }
+            return;
+        }
+        // Whole rows of the bordered planes (the columns past the output's width dropped),
+        // into a scratch buffer, then copied out row by row.
+        let row = self.padded_row();
+        let (y0, y1) = (r * per_run, ((r + 1) * per_run).min(out_h));
+        let len = (y1 - y0) * row;
+        let input = &args.input[y0 * row * 4..];
+        SCRATCH.with_borrow_mut(|scratch| {
+            if scratch.len() < ROWS * len {
+                scratch.resize(ROWS * len, 0);
+            }
+            for b in 0..blocks {
+                let block = self.block(args, input, b);
+                let planes = OutBytes::new(scratch);
+                for p0 in (0..len).step_by(WIDTH) {
+                    // SAFETY: the scratch buffer is this thread's own.
+                    unsafe { kernel.run(&block, p0, WIDTH.min(len - p0), planes, len) };
+                }
+                for i in 0..block.rows {
+                    let c = b * ROWS + i;
+                    for y in y0..y1 {
+                        let src = &scratch[i * len + (y - y0) * row..][..out_w];
+                        // SAFETY: this run alone writes rows y0..y1.
+                        let dst = unsafe { out.run_mut(c * hw + y * out_w, out_w) };
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Puts 4 (or fewer) equally long lines of bytes side by side: `out[4i + j] = lines[j][i]`;
+/// a missing line leaves its bytes as they are.
+fn interleave(lines: &[&[u8]], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if let [a, b, c, d] = lines {
+        // SAFETY: SSE2 is part of x86_64; the lengths are checked inside.
+        unsafe { x86::interleave4(a, b, c, d, out) };
+        return;
+    }
+    for (j, line) in lines.iter().enumerate() {
+        for (i, v) in line.iter().enumerate() {
+            out[4 * i + j] = *v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Four lines of bytes side by side, 16 positions per round of unpacks, the tail by hand.
+    ///
+    /// Safety: SSE2 (always there on x86_64).
+    pub unsafe fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
+        let n = a.len();
+        assert!(b.len() == n && c.len() == n && d.len() == n && out.len() >= 4 * n);
+        let full = n / 16 * 16;
+        let load = |s: &[u8], i: usize| _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
+        for i in (0..full).step_by(16) {
+            let (va, vb, vc, vd) = (load(a, i), load(b, i), load(c, i), load(d, i));
+            let (ab_lo, ab_hi) = (_mm_unpacklo_epi8(va, vb), _mm_unpackhi_epi8(va, vb));
+            let (cd_lo, cd_hi) = (_mm_unpacklo_epi8(vc, vd), _mm_unpackhi_epi8(vc, vd));
+            let o = out.as_mut_ptr().add(4 * i) as *mut __m128i;
+            _mm_storeu_si128(o, _mm_unpacklo_epi16(ab_lo, cd_lo));
+            _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
+            _mm_storeu_si128(o.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
+            _mm_storeu_si128(o.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
+        }
+        for i in full..n {
+            out[4 * i..4 * i + 4].copy_from_slice(&[a[i], b[i], c[i], d[i]]);
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's scratch buffer for runs of bordered positions, kept between calls.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Multiply-adds below which a layer stays on one thread (as for the f32 convolutions; tests
+/// split every layer).
+const PARALLEL_MACS: usize = if cfg!(test) { 1 } else { 1 << 19 };
+
+/// Input bytes of a 1x1 layer's tile of positions: a quarter of a 2 MB L2.
+const TILE_BYTES: usize = 512 << 10;
+
+struct Args<'a> {
+    input: &'a [u8],
+    offsets: &'a [usize],
+    max_offset: usize,
+    weights: &'a [i32],
+    bias: &'a [i32],
+    scales: &'a [f32],
+}
+
+/// Weights `[out][in][side][side]` (i8) as blocks of [`ROWS`] channels: per step (quad, tap)
+/// one dword per channel holding the 4 channels of the quad; missing channels are zero.
+pub fn pack_weights(
+    weights: &[i8],
+    out_channels: usize,
+    in_channels: usize,
+    side: usize,
+) -> Vec<i32> {
+    let taps = side * side;
+    let quads = in_channels.div_ceil(4);
+    let steps = quads * taps;
+    let blocks = out_channels.div_ceil(ROWS);
+    let mut bytes = vec![0i8; blocks * steps * ROWS * 4];
+    for o in 0..out_channels {
+        let (b, r) = (o / ROWS, o % ROWS);
+        for c in 0..in_channels {
+            for tap in 0..taps {
+                let t = (c / 4) * taps + tap;
+                bytes[((b * steps + t) * ROWS + r) * 4 + c % 4] =
+                    weights[(o * in_channels + c) * taps + tap];
+            }
+        }
+    }
+    bytes
+        .chunks_exact(4)
+        .map(|q| i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]))
+        .collect()
+}
+
+impl Op for DirectConvI8 {
+    fn name(&self) -> StaticName {
+        "DirectConvI8".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{}x{}/{} {}->{} over {}x{}, {}",
+            self.side,
+            self.side,
+            self.stride,
+            self.in_channels,
+            self.out_channels,
+            self.height,
+            self.width,
+            self.kernel.name()
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for DirectConvI8 {
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        anyhow::ensure!(inputs.len() == 4, "DirectConvI8 takes 4 inputs");
+        let (out_h, out_w) = self.out_hw();
+        let blocks = self.out_channels.div_ceil(ROWS);
+        let steps = self.quads() * self.side * self.side;
+        anyhow::ensure!(
+            inputs[0].datum_type().unquantized() == DatumType::U8,
+            "DirectConvI8: the image is not u8"
+        );
+        let views: Vec<_> = inputs
+            .iter()
+            .map(|t| t.try_as_plain_ram())
+            .collect::<TractResult<_>>()?;
+        // SAFETY: u8 checked above (its quantized form has the same bytes).
+        let x = unsafe { views[0].as_slice_unchecked::<u8>() };
+        let weights = views[1].as_slice::<i32>()?;
+        let bias = views[2].as_slice::<i32>()?;
+        let scales = views[3].as_slice::<f32>()?;
+        anyhow::ensure!(
+            x.len() == self.in_channels * self.height * self.width
+                && weights.len() == blocks * steps * ROWS
+                && bias.len() == blocks * ROWS
+                && scales.len() == blocks * ROWS
+                && self.out_shape.iter().product::<usize>() == self.out_channels * out_h * out_w,
+            "DirectConvI8: inputs do not match {self:?}"
+        );
+        let quads = self.quad_input(x);
+        let offsets = self.offsets();
+        let args = Args {
+            input: &quads,
+            max_offset: offsets.iter().copied().max().unwrap_or(0),
+            offsets: &offsets,
+            weights,
+            bias,
+            scales,
+        };
+        let mut output = unsafe { Tensor::uninitialized_dt(self.out_dt, &self.out_shape)? };
+        {
+            let mut plain = output.try_as_plain_ram_mut()?;
+            // SAFETY: the output type is u8 or its quantized form.
+            let out = OutBytes::new(unsafe { plain.as_slice_mut_unchecked::<u8>() });
+            let units = match self.in_place() {
+                true => (out_h * out_w).div_ceil(WIDTH),
+                false => out_h,
+            };
+            let (per_run, runs) = self.runs(executor_threads(), units);
+            for_each_task(runs, &|r| self.fill_run(&args, per_run, r, out))?;
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+
+    op_out_of_plan!();
+}
+
+impl TypedOp for DirectConvI8 {
+    as_op!();
+
+    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(self.out_dt.fact(&*self.out_shape)))
+    }
+
+    fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        Ok(tvec!((Cost::FMA(DatumType::I32), self.macs().to_dim())))
+    }
+}
+
+/// A quantized convolution found in the decluttered graph.
+struct Found {
+    in_channels: usize,
+    out_channels: usize,
+    height: usize,
+    width: usize,
+    side: usize,
+    stride: usize,
+    /// The 9 inputs past the image: weights, bias, x0, x scale, w0, w scale, y0, y scale.
+    params: [OutletId; 8],
+}
+
+/// C, H, W of a u8 `[.., C, H, W]` fact whose leading axes are all 1.
+fn chw_u8(fact: &TypedFact) -> Option<(usize, usize, usize)> {
+    if fact.datum_type.unquantized() != DatumType::U8 {
+        return None;
+    }
+    match fact.shape.as_concrete()? {
+        [ones @ .., c, h, w] if ones.iter().all(|d| *d == 1) => Some((*c, *h, *w)),
+        _ => None,
+    }
+}
+
+fn params_of(node: &TypedNode) -> Option<[OutletId; 8]> {
+    match &node.inputs[..] {
+        [_, rest @ ..] => rest.try_into().ok(),
+        _ => None,
+    }
+}
+
+/// A "same"-padded, ungrouped quantized `Conv` with a square odd kernel, stride 1 or 2.
+fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
+    let conv = node.op_as::<Conv>()?;
+    let spec = &conv.pool_spec;
+    let side = spec.kernel_shape[..].first().copied()?;
+    let ones = |v: &Option<TVec<usize>>| v.as_deref().is_none_or(|v| v.iter().all(|x| *x == 1));
+    let strides = spec.strides.as_deref().unwrap_or(&[1, 1]);
+    let stride = strides.first().copied().unwrap_or(1);
+    let pad = side / 2;
+    let same = match &spec.padding {
+        PaddingSpec::Explicit(before, after) => before.iter().chain(after).all(|p| *p == pad),
+        _ => false,
+    };
+    let plain = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        && conv.group == 1
+        && conv.q_params.is_some()
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && spec.kernel_shape[..] == [side, side]
+        && side % 2 == 1
+        && strides.iter().all(|s| *s == stride)
+        && matches!(stride, 1 | 2)
+        && ones(&spec.dilations)
+        && same;
+    if !plain {
+        return None;
+    }
+    let (in_channels, height, width) = chw_u8(model.outlet_fact(node.inputs[0]).ok()?)?;
+    let out_channels = spec.output_channels;
+    let span = |d: usize| (d + 2 * pad - side) / stride + 1;
+    if chw_u8(&node.outputs[0].fact)? != (out_channels, span(height), span(width)) {
+        return None;
+    }
+    Some(Found {
+        in_channels,
+        out_channels,
+        height,
+        width,
+        side,
+        stride,
+        params: params_of(node)?,
+    })
+}
+
+/// A quantized 1x1 convolution as tract's declutter leaves it: `EinSum` of a u8
+/// `[.., I, H, W]` image and `[O, I]` weights into `[.., O, H, W]`.
+fn as_pointwise(model: &TypedModel, node: &TypedNode) -> Option<Found> {
+    let einsum = node.op_as::<EinSum>()?;
+    let expr = einsum.axes.to_string();
+    let (inputs, output) = expr.split_once("->")?;
+    // The image, the filters, then the quantization parameters' axes.
+    let mut operands = inputs.split(',');
+    let (image, filters) = (operands.next()?, operands.next()?);
+    let known = image.ends_with("IHW")
+        && filters == "OI"
+        && output.ends_with("OHW")
+        && einsum.q_params.is_some();
+    if !known {
+        return None;
+    }
+    let (in_channels, height, width) = chw_u8(model.outlet_fact(node.inputs[0]).ok()?)?;
+    let (out_channels, h, w) = chw_u8(&node.outputs[0].fact)?;
+    if (h, w) != (height, width) {
+        return None;
+    }
+    Some(Found {
+        in_channels,
+        out_channels,
+        height,
+        width,
+        side: 1,
+        stride: 1,
+        params: params_of(node)?,
+    })
+}
+
+/// A constant input's values as `T` (through tract's casts), when it is a constant.
+fn constant<T: Datum>(model: &TypedModel, outlet: OutletId) -> Option<Vec<T>> {
+    let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
+    let plain = konst.cast_to_dt(konst.datum_type().unquantized()).ok()?;
+    let cast = plain.cast_to::<T>().ok()?;
+    Some(cast.try_as_plain_ram().ok()?.as_slice::<T>().ok()?.to_vec())
+}
+
+/// A [`DirectConvI8`] and its constant inputs: packed weights, corrected bias, multipliers.
+struct Swap {
+    op: DirectConvI8,
+    packed: Vec<i32>,
+    bias: Vec<i32>,
+    scales: Vec<f32>,
+}
+
+/// The op and its three constant inputs for `found`, when its parameters are what the kernel
+/// takes: constant i8 weights of the right shape with zero point 0, one input and one output
+/// zero point and scale, one weight scale or one per output channel, a bias or none.
+fn direct_op(model: &TypedModel, node: &TypedNode, found: &Found, kernel: Kernel) -> Option<Swap> {
+    let [w, bias, x0, x_scale, w0, w_scale, y0, y_scale] = found.params;
+    let (o, i, side) = (found.out_channels, found.in_channels, found.side);
+    let w_fact = model.outlet_fact(w).ok()?;
+    if w_fact.datum_type.unquantized() != DatumType::I8
+        || w_fact.shape.as_concrete()?.iter().product::<usize>() != o * i * side * side
+    {
+        return None;
+    }
+    let weights: Vec<i8> = constant::<i8>(model, w)?;
+    let bias: Vec<i32> = match constant::<i32>(model, bias)? {
+        b if b.len() == o => b,
+        b if b.len() == 1 => vec![b[0]; o],
+        _ => return None,
+    };
+    let one = |v: Vec<i32>| (v.len() == 1).then(|| v[0]);
+    let onef = |v: Vec<f32>| (v.len() == 1).then(|| v[0]);
+    let x_zero = u8::try_from(one(constant::<i32>(model, x0)?)?).ok()?;
+    let y_zero = u8::try_from(one(constant::<i32>(model, y0)?)?).ok()?;
+    if constant::<i32>(model, w0)?.iter().any(|z| *z != 0) {
+        return None;
+    }
+    let (x_scale, y_scale) = (
+        onef(constant::<f32>(model, x_scale)?)?,
+        onef(constant::<f32>(model, y_scale)?)?,
+    );
+    let w_scales = match constant::<f32>(model, w_scale)? {
+        s if s.len() == o => s,
+        s if s.len() == 1 => vec![s[0]; o],
+        _ => return None,
+    };
+    let blocks = o.div_ceil(ROWS);
+    let taps = i * side * side;
+    // tract's multiplier: (weight scale x input scale) / output scale, in f32.
+    let mut scales: Vec<f32> = w_scales.iter().map(|ws| ws * x_scale / y_scale).collect();
+    if scales.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        return None;
+    }
+    // The border holds x0, so every tap reads x0 where tract's im2col would: taking
+    // x0 * sum(weights) out of the bias makes the sum of (x - x0) * w exact.
+    let mut bias_adj: Vec<i32> = (0..o)
+        .map(|c| {
+            let sum: i32 = weights[c * taps..(c + 1) * taps]
+                .iter()
+                .map(|w| *w as i32)
+                .sum();
+            bias[c].wrapping_sub(x_zero as i32 * sum)
+        })
+        .collect();
+    bias_adj.resize(blocks * ROWS, 0);
+    scales.resize(blocks * ROWS, 1.0);
+    let op = DirectConvI8 {
+        in_channels: i,
+        out_channels: o,
+        height: found.height,
+        width: found.width,
+        side,
+        stride: found.stride,
+        x_zero,
+        y_zero,
+        out_dt: node.outputs[0].fact.datum_type,
+        out_shape: node.outputs[0].fact.shape.as_concrete()?.into(),
+        kernel,
+    };
+    Some(Swap {
+        op,
+        packed: pack_weights(&weights, o, i, side),
+        bias: bias_adj,
+        scales,
+    })
+}
+
+/// Whether the rewrite runs here: a native kernel, and `HGPOSE_DIRECT_CONV` not `0`.
+pub fn available() -> bool {
+    Kernel::native().is_some() && std::env::var("HGPOSE_DIRECT_CONV").as_deref() != Ok("0")
+}
+
+/// Replaces the quantized convolutions of a decluttered model with [`DirectConvI8`] where this
+/// CPU has a native kernel; returns how many.
+pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
+    match Kernel::native() {
+        Some(kernel) if available() => swap_in_with(model, kernel),
+        _ => Ok(0),
+    }
+}
+
+fn swap_in_with(model: &mut TypedModel, kernel: Kernel) -> TractResult<usize> {
+    let mut taken = Vec::new();
+    for node in model.nodes() {
+        let Some(found) = as_conv(model, node).or_else(|| as_pointwise(model, node)) else {
+            continue;
+        };
+        if let Some(direct) = direct_op(model, node, &found, kernel) {
+            taken.push((node.id, direct));
+        }
+    }
+    let swapped = taken.len();
+    for (
+        id,
+        Swap {
+            op,
+            packed,
+            bias,
+            scales,
+        },
+    ) in taken
+    {
+        // The image as the graph has it now (an earlier patch may have replaced its source).
+        let input = model.node(id).inputs[0];
+        let name = model.node(id).name.clone();
+        let mut patch = TypedModelPatch::new(format!("direct int8 conv {name}"));
+        let inputs = tvec![
+            patch.tap_model(model, input)?,
+            patch.add_const(format!("{name}.packed"), tensor1(&packed))?,
+            patch.add_const(format!("{name}.bias_adj"), tensor1(&bias))?,
+            patch.add_const(format!("{name}.multipliers"), tensor1(&scales))?,
+        ];
+        let wire = patch.wire_node(format!("{name}.direct"), op, &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
+        patch.apply(model)?;
+    }
+    model.compact()?;
+    Ok(swapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_models::{first_output, patterned_input, QuantizedConv};
+    use crate::model::threads::on_two_threads;
+
+    fn layer(cin: i64, cout: i64, side: i64, stride: i64, h: i64, w: i64, x0: u8) -> QuantizedConv {
+        QuantizedConv {
+            in_channels: cin,
+            out_channels: cout,
+            side,
+            stride,
+            height: h,
+            width: w,
+            x_zero: x0,
+            y_zero: 120,
+        }
+    }
+
+    /// The layer decluttered as the engine has it, and the same with its convolution swapped
+    /// for [`DirectConvI8`] on `kernel`.
+    fn theirs_and_ours(layer: &QuantizedConv, kernel: Kernel) -> (TypedModel, TypedModel) {
+        let theirs = layer.model().into_decluttered().unwrap();
+        let mut ours = theirs.clone();
+        assert_eq!(
+            swap_in_with(&mut ours, kernel).unwrap(),
+            1,
+            "the layer is taken"
+        );
+        assert!(ours.nodes().iter().any(|n| n.op_is::<DirectConvI8>()));
+        (theirs, ours)
+    }
+
+    fn kernels() -> Vec<Kernel> {
+        let mut kernels = vec![Kernel::Portable];
+        match Kernel::native() {
+            Some(native) => kernels.push(native),
+            None => eprintln!("no AVX-512 VNNI here: only the portable int8 loops are checked"),
+        }
+        kernels
+    }
+
+    /// Every shape the hourglass has (1x1 over `EinSum`, 3x3, the 7x7 stride-2 stem), with
+    /// channels that are not whole quads or blocks, odd map sizes and input zero points of 0
+    /// and not 0 (the border then holds it), gives tract's outputs exactly, on one thread and
+    /// on two.
+    #[test]
+    fn gives_tracts_outputs_for_every_layer_shape() {
+        let layers = [
+            layer(32, 48, 1, 1, 16, 16, 128),
+            layer(13, 10, 1, 1, 9, 7, 0),
+            layer(13, 10, 3, 1, 9, 7, 3),
+            layer(32, 32, 3, 1, 8, 8, 0),
+            layer(64, 20, 3, 1, 5, 21, 200),
+            layer(3, 8, 7, 2, 20, 18, 0),
+            layer(5, 7, 3, 2, 11, 9, 17),
+        ];
+        for kernel in kernels() {
+            for l in &layers {
+                let (theirs, ours) = theirs_and_ours(l, kernel);
+                let input = patterned_input((
+                    1,
+                    l.in_channels as usize,
+                    l.height as usize,
+                    l.width as usize,
+                ));
+                let expected = first_output(&theirs, &input);
+                assert!(
+                    expected.iter().any(|v| *v != expected[0]),
+                    "a non-constant output"
+                );
+                let what = format!(
+                    "{kernel:?} {}x{}/{} {}->{} over {}x{}",
+                    l.side, l.side, l.stride, l.in_channels, l.out_channels, l.height, l.width
+                );
+                assert_eq!(first_output(&ours, &input), expected, "{what}");
+                let two = on_two_threads(|| first_output(&ours, &input));
+                assert_eq!(two, expected, "{what}, two threads");
+            }
+        }
+    }
+
+    /// Weights with a zero point other than 0 are left to tract (the kernel folds only the
+    /// input's zero point).
+    #[test]
+    fn leaves_asymmetric_weights_to_tract() {
+        let mut decluttered = layer(8, 8, 3, 1, 6, 6, 0)
+            .model()
+            .into_decluttered()
+            .unwrap();
+        let conv = decluttered
+            .nodes()
+            .iter()
+            .find(|n| n.op_is::<Conv>())
+            .unwrap()
+            .id;
+        let konst = decluttered
+            .add_const("w0_nonzero", tensor1(&[1i8; 8]))
+            .unwrap();
+        decluttered.add_edge(konst, InletId::new(conv, 5)).unwrap();
+        assert_eq!(decluttered.node(conv).inputs.len(), 9);
+        assert_eq!(decluttered.node(conv).inputs[5], konst);
+        assert_eq!(swap_in_with(&mut decluttered, Kernel::Portable).unwrap(), 0);
+    }
+
+    #[test]
+    fn packs_weights_by_quads_of_input_channels() {
+        // 2 output channels, 5 input channels (2 quads), 1x1: w[o][c] = 10o + c.
+        let weights: Vec<i8> = (0..2)
+            .flat_map(|o| (0..5).map(move |c| (10 * o + c) as i8))
+            .collect();
+        let packed = pack_weights(&weights, 2, 5, 1);
+        assert_eq!(packed.len(), 2 * ROWS);
+        let bytes = |v: i32| v.to_le_bytes().map(|b| b as i8);
+        assert_eq!(bytes(packed[0]), [0, 1, 2, 3]); // quad 0, channel 0
+        assert_eq!(bytes(packed[1]), [10, 11, 12, 13]); // quad 0, channel 1
+        assert_eq!(bytes(packed[2]), [0; 4]); // quad 0, channel 2 (missing)
+        assert_eq!(bytes(packed[ROWS]), [4, 0, 0, 0]); // quad 1, channel 0
+        assert_eq!(bytes(packed[ROWS + 1]), [14, 0, 0, 0]);
+    }
+
+    #[test]
+    fn interleaves_lines_of_any_length() {
+        for n in [1, 15, 16, 17, 40] {
+            let lines: Vec<Vec<u8>> = (0..4)
+                .map(|j| (0..n).map(|i| (i * 4 + j) as u8).collect())
+                .collect();
+            let refs: Vec<&[u8]> = lines.iter().map(|l| &l[..]).collect();
+            let mut out = vec![0u8; 4 * n];
+            interleave(&refs, &mut out);
+            assert_eq!(
+                out,
+                (0..4 * n).map(|v| v as u8).collect::<Vec<_>>(),
+                "n {n}"
+            );
+            let mut three = vec![9u8; 4 * n];
+            interleave(&refs[..3], &mut three);
+            assert!(three
+                .chunks(4)
+                .enumerate()
+                .all(|(i, q)| q == [(4 * i) as u8, (4 * i + 1) as u8, (4 * i + 2) as u8, 9]));
+        }
+    }
+}

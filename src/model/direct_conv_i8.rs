@@ -19,14 +19,17 @@
 //! whose input and output are u8, whose weights are symmetric (zero point 0), with one output
 //! zero point and scale; others stay tract's.
 
-use super::i8_conv_kernel::{Block, Kernel, OutBytes, ROWS, WIDTH};
+use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 
 /// A quantized convolution of one NCHW u8 image with a square kernel of odd `side`, "same"
 /// padding and stride 1 or 2. Inputs: the image, the packed weights ([`pack_weights`]), the
@@ -43,7 +46,14 @@ pub struct DirectConvI8 {
     pub x_zero: u8,
     /// The output's zero point.
     pub y_zero: u8,
-    /// The output's type (u8, possibly with its quantization attached) and shape.
+    /// For a 1x1 layer whose output is dequantized next: the dequantization's scale (as f32
+    /// bits), done as the results are stored, which then are f32.
+    pub dequantize: Option<u32>,
+    /// With `dequantize`: an f32 tensor of the output's shape added to it (the residual add
+    /// that follows), a fifth input.
+    pub with_addend: bool,
+    /// The output's type (u8, possibly with its quantization attached, or f32 when
+    /// dequantized) and shape.
     pub out_dt: DatumType,
     pub out_shape: TVec<usize>,
     pub kernel: Kernel,
@@ -167,7 +177,7 @@ impl DirectConvI8 {
     }
 
     /// Run `r` of `per_run` units: every block over its positions, into `out`.
-    fn fill_run(&self, args: &Args, per_run: usize, r: usize, out: OutBytes) {
+    fn fill_run(&self, args: &Args, per_run: usize, r: usize, out: Store) {
         let kernel = self.kernel;
         let (out_h, out_w) = self.out_hw();
         let hw = out_h * out_w;
@@ -192,7 +202,10 @@ impl DirectConvI8 {
             return;
         }
         // Whole rows of the bordered planes (the columns past the output's width dropped),
-        // into a scratch buffer, then copied out row by row.
+        // into a scratch buffer, then copied out row by row. (Only 1x1 layers dequantize.)
+        let Store::Bytes(out) = out else {
+            unreachable!("a bordered layer stores bytes")
+        };
         let row = self.padded_row();
         let (y0, y1) = (r * per_run, ((r + 1) * per_run).min(out_h));
         let len = (y1 - y0) * row;
@@ -203,7 +216,7 @@ impl DirectConvI8 {
             }
             for b in 0..blocks {
                 let block = self.block(args, input, b);
-                let planes = OutBytes::new(scratch);
+                let planes = Store::Bytes(OutBytes::new(scratch));
                 for p0 in (0..len).step_by(WIDTH) {
                     // SAFETY: the scratch buffer is this thread's own.
                     unsafe { kernel.run(&block, p0, WIDTH.min(len - p0), planes, len) };
@@ -340,7 +353,8 @@ impl Op for DirectConvI8 {
 
 impl EvalOp for DirectConvI8 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        anyhow::ensure!(inputs.len() == 4, "DirectConvI8 takes 4 inputs");
+        let wanted = 4 + self.with_addend as usize;
+        anyhow::ensure!(inputs.len() == wanted, "DirectConvI8 takes {wanted} inputs");
         let (out_h, out_w) = self.out_hw();
         let blocks = self.out_channels.div_ceil(ROWS);
         let steps = self.quads() * self.side * self.side;
@@ -357,12 +371,18 @@ impl EvalOp for DirectConvI8 {
         let weights = views[1].as_slice::<i32>()?;
         let bias = views[2].as_slice::<i32>()?;
         let scales = views[3].as_slice::<f32>()?;
+        let addend = match views.get(4) {
+            Some(a) => Some(a.as_slice::<f32>()?),
+            None => None,
+        };
         anyhow::ensure!(
             x.len() == self.in_channels * self.height * self.width
                 && weights.len() == blocks * steps * ROWS
                 && bias.len() == blocks * ROWS
                 && scales.len() == blocks * ROWS
-                && self.out_shape.iter().product::<usize>() == self.out_channels * out_h * out_w,
+                && self.out_shape.iter().product::<usize>() == self.out_channels * out_h * out_w
+                && addend.is_none_or(|a| a.len() == self.out_channels * out_h * out_w)
+                && (self.dequantize.is_none() || self.in_place()),
             "DirectConvI8: inputs do not match {self:?}"
         );
         let quads = self.quad_input(x);
@@ -378,8 +398,17 @@ impl EvalOp for DirectConvI8 {
         let mut output = unsafe { Tensor::uninitialized_dt(self.out_dt, &self.out_shape)? };
         {
             let mut plain = output.try_as_plain_ram_mut()?;
-            // SAFETY: the output type is u8 or its quantized form.
-            let out = OutBytes::new(unsafe { plain.as_slice_mut_unchecked::<u8>() });
+            let out = match self.dequantize {
+                Some(bits) => Store::Floats {
+                    out: Planes::new(plain.as_slice_mut::<f32>()?),
+                    scale: f32::from_bits(bits),
+                    addend,
+                },
+                // SAFETY: the output type is u8 or its quantized form.
+                None => Store::Bytes(OutBytes::new(unsafe {
+                    plain.as_slice_mut_unchecked::<u8>()
+                })),
+            };
             let units = match self.in_place() {
                 true => (out_h * out_w).div_ceil(WIDTH),
                 false => out_h,
@@ -589,6 +618,8 @@ fn direct_op(model: &TypedModel, node: &TypedNode, found: &Found, kernel: Kernel
         stride: found.stride,
         x_zero,
         y_zero,
+        dequantize: None,
+        with_addend: false,
         out_dt: node.outputs[0].fact.datum_type,
         out_shape: node.outputs[0].fact.shape.as_concrete()?.into(),
         kernel,
@@ -615,39 +646,97 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     }
 }
 
+/// The single successor of `node`'s only output, when it has exactly one and is not a model
+/// output.
+fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
+    let outputs = model.output_outlets().ok()?;
+    match &model.node(node).outputs[..] {
+        [output] if output.successors.len() == 1 && !outputs.contains(&node.into()) => {
+            Some(output.successors[0].node)
+        }
+        _ => None,
+    }
+}
+
+/// What follows a 1x1 layer and is done as its results are stored: the dequantization that
+/// alone reads it and, when that feeds an add of a same-shaped f32 tensor not already taken
+/// by another layer, the add (its node and the slot of the other operand).
+struct Chain {
+    last: usize,
+    addend_of: Option<(usize, usize)>,
+}
+
+fn chain_after(model: &TypedModel, id: usize, op: &mut DirectConvI8, taken: &[usize]) -> Chain {
+    let mut chain = Chain {
+        last: id,
+        addend_of: None,
+    };
+    let dequantize = sole_successor(model, id)
+        .filter(|_| op.in_place())
+        .and_then(|dq| {
+            let d = model.node(dq).op_as::<DequantizeLinearF32>()?;
+            (d.zero_point == op.y_zero as i32 && d.scale.is_finite()).then_some((dq, d.scale))
+        });
+    let Some((dq, scale)) = dequantize else {
+        return chain;
+    };
+    op.dequantize = Some(scale.to_bits());
+    op.out_dt = DatumType::F32;
+    chain.last = dq;
+    let Some(add) = sole_successor(model, dq).filter(|a| !taken.contains(a)) else {
+        return chain;
+    };
+    let node = model.node(add);
+    let is_add = node.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>());
+    let slot = match node.inputs[..] {
+        [a, b] if a.node == dq && b.node != dq => 1,
+        [a, b] if b.node == dq && a.node != dq => 0,
+        _ => return chain,
+    };
+    let same = |o: OutletId| {
+        model
+            .outlet_fact(o)
+            .ok()
+            .map(|f| (f.datum_type, f.shape.clone()))
+    };
+    if is_add && same(node.inputs[slot]) == same(OutletId::new(add, 0)) {
+        op.with_addend = true;
+        chain.last = add;
+        chain.addend_of = Some((add, slot));
+    }
+    chain
+}
+
 fn swap_in_with(model: &mut TypedModel, kernel: Kernel) -> TractResult<usize> {
     let mut taken = Vec::new();
+    let mut ends = Vec::new();
     for node in model.nodes() {
         let Some(found) = as_conv(model, node).or_else(|| as_pointwise(model, node)) else {
             continue;
         };
-        if let Some(direct) = direct_op(model, node, &found, kernel) {
-            taken.push((node.id, direct));
+        if let Some(mut direct) = direct_op(model, node, &found, kernel) {
+            let chain = chain_after(model, node.id, &mut direct.op, &ends);
+            ends.push(chain.last);
+            taken.push((node.id, direct, chain));
         }
     }
     let swapped = taken.len();
-    for (
-        id,
-        Swap {
-            op,
-            packed,
-            bias,
-            scales,
-        },
-    ) in taken
-    {
-        // The image as the graph has it now (an earlier patch may have replaced its source).
+    for (id, direct, chain) in taken {
+        // Inputs as the graph has them now (an earlier patch may have replaced their source).
         let input = model.node(id).inputs[0];
         let name = model.node(id).name.clone();
         let mut patch = TypedModelPatch::new(format!("direct int8 conv {name}"));
-        let inputs = tvec![
+        let mut inputs = tvec![
             patch.tap_model(model, input)?,
-            patch.add_const(format!("{name}.packed"), tensor1(&packed))?,
-            patch.add_const(format!("{name}.bias_adj"), tensor1(&bias))?,
-            patch.add_const(format!("{name}.multipliers"), tensor1(&scales))?,
+            patch.add_const(format!("{name}.packed"), tensor1(&direct.packed))?,
+            patch.add_const(format!("{name}.bias_adj"), tensor1(&direct.bias))?,
+            patch.add_const(format!("{name}.multipliers"), tensor1(&direct.scales))?,
         ];
-        let wire = patch.wire_node(format!("{name}.direct"), op, &inputs)?[0];
-        patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
+        if let Some((add, slot)) = chain.addend_of {
+            inputs.push(patch.tap_model(model, model.node(add).inputs[slot])?);
+        }
+        let wire = patch.wire_node(format!("{name}.direct"), direct.op, &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(chain.last, 0), wire)?;
         patch.apply(model)?;
     }
     model.compact()?;
@@ -670,6 +759,7 @@ mod tests {
             width: w,
             x_zero: x0,
             y_zero: 120,
+            residual: false,
         }
     }
 
@@ -683,7 +773,17 @@ mod tests {
             1,
             "the layer is taken"
         );
-        assert!(ours.nodes().iter().any(|n| n.op_is::<DirectConvI8>()));
+        let op = ours
+            .nodes()
+            .iter()
+            .find_map(|n| n.op_as::<DirectConvI8>())
+            .unwrap();
+        // 1x1 layers take in the dequantization (and the residual add) after them.
+        assert_eq!(op.dequantize.is_some(), layer.side == 1);
+        assert_eq!(op.with_addend, layer.residual);
+        let remain = |name: &str| ours.nodes().iter().any(|n| n.op.name() == name);
+        assert_eq!(remain("DequantizeLinearF32"), layer.side != 1, "{ours}");
+        assert!(!remain("Add"), "{ours}");
         (theirs, ours)
     }
 
@@ -699,10 +799,15 @@ mod tests {
     /// Every shape the hourglass has (1x1 over `EinSum`, 3x3, the 7x7 stride-2 stem), with
     /// channels that are not whole quads or blocks, odd map sizes and input zero points of 0
     /// and not 0 (the border then holds it), gives tract's outputs exactly, on one thread and
-    /// on two.
+    /// on two; 1x1 layers dequantize as they store, and add the residual that follows.
     #[test]
     fn gives_tracts_outputs_for_every_layer_shape() {
+        let residual = QuantizedConv {
+            residual: true,
+            ..layer(24, 24, 1, 1, 10, 12, 5)
+        };
         let layers = [
+            residual,
             layer(32, 48, 1, 1, 16, 16, 128),
             layer(13, 10, 1, 1, 9, 7, 0),
             layer(13, 10, 3, 1, 9, 7, 3),

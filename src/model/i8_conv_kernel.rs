@@ -55,11 +55,11 @@ impl Kernel {
 
     /// Computes `out[r * stride + p0 + i]` for `r < rows`, `i < n`: the requantized sum over
     /// steps `t` and the 4 channels `j` of a quad of `input[(offsets[t] + p0 + i) * 4 + j]`
-    /// times weight byte `j` of `weights[t * ROWS + r]`, plus `bias[r]`.
+    /// times weight byte `j` of `weights[t * ROWS + r]`, plus `bias[r]`; stored as `out` says.
     ///
     /// # Safety
     /// No other thread reads or writes those positions of `out` during the call.
-    pub unsafe fn run(self, block: &Block, p0: usize, n: usize, out: OutBytes, stride: usize) {
+    pub unsafe fn run(self, block: &Block, p0: usize, n: usize, out: Store, stride: usize) {
         assert!((1..=WIDTH).contains(&n) && (1..=ROWS).contains(&block.rows));
         assert_eq!(block.weights.len(), block.offsets.len() * ROWS);
         assert!(
@@ -67,33 +67,36 @@ impl Kernel {
             "input overrun"
         );
         let end = (block.rows - 1) * stride + p0 + n;
-        assert!(end <= out.len, "output overrun");
+        assert!(end <= out.len(), "output overrun");
         match self {
             // SAFETY: the features were detected at run time (`native`), and the asserts above
             // bound every read and write.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => x86::block_vnni(block, p0, n, out.ptr, stride),
-            Kernel::Portable => block_portable(block, p0, n, out.ptr, stride),
+            Kernel::Vnni => x86::block_vnni(block, p0, n, out, stride),
+            Kernel::Portable => block_portable(block, p0, n, out, stride),
         }
     }
 }
 
-/// u8 output planes written through a raw pointer, so that threads can fill disjoint
-/// positions of the same planes at once.
+/// Output planes written through a raw pointer, so that threads can fill disjoint positions
+/// of the same planes at once.
 #[derive(Clone, Copy)]
-pub struct OutBytes<'a> {
-    ptr: *mut u8,
+pub struct Planes<'a, T> {
+    ptr: *mut T,
     len: usize,
-    _borrow: std::marker::PhantomData<&'a mut [u8]>,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
 }
 
-// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `run_mut`'s contracts).
-unsafe impl Send for OutBytes<'_> {}
-unsafe impl Sync for OutBytes<'_> {}
+/// u8 planes (requantized outputs).
+pub type OutBytes<'a> = Planes<'a, u8>;
 
-impl<'a> OutBytes<'a> {
-    pub fn new(out: &'a mut [u8]) -> Self {
-        OutBytes {
+// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `run_mut`'s contracts).
+unsafe impl<T: Send> Send for Planes<'_, T> {}
+unsafe impl<T: Send> Sync for Planes<'_, T> {}
+
+impl<'a, T> Planes<'a, T> {
+    pub fn new(out: &'a mut [T]) -> Self {
+        Planes {
             ptr: out.as_mut_ptr(),
             len: out.len(),
             _borrow: std::marker::PhantomData,
@@ -103,7 +106,7 @@ impl<'a> OutBytes<'a> {
     /// The planes from `at` on.
     pub fn skip(self, at: usize) -> Self {
         assert!(at <= self.len, "output overrun");
-        OutBytes {
+        Planes {
             // SAFETY: within the borrowed slice (asserted).
             ptr: unsafe { self.ptr.add(at) },
             len: self.len - at,
@@ -116,9 +119,44 @@ impl<'a> OutBytes<'a> {
     /// # Safety
     /// No other thread reads or writes them while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn run_mut(&self, at: usize, n: usize) -> &mut [u8] {
+    pub unsafe fn run_mut(&self, at: usize, n: usize) -> &mut [T] {
         assert!(at + n <= self.len, "output overrun");
         std::slice::from_raw_parts_mut(self.ptr.add(at), n)
+    }
+}
+
+/// Where and how a call stores its results.
+#[derive(Clone, Copy)]
+pub enum Store<'a> {
+    /// Requantized u8 values.
+    Bytes(OutBytes<'a>),
+    /// Dequantized at once (`(q - zero point) * scale`, tract's `DequantizeLinearF32`), plus
+    /// the addend at the output's own positions when given (a residual's skip branch).
+    Floats {
+        out: Planes<'a, f32>,
+        scale: f32,
+        addend: Option<&'a [f32]>,
+    },
+}
+
+impl<'a> Store<'a> {
+    /// The same store from position `at` of the planes (and of the addend) on.
+    pub fn skip(self, at: usize) -> Self {
+        match self {
+            Store::Bytes(out) => Store::Bytes(out.skip(at)),
+            Store::Floats { out, scale, addend } => Store::Floats {
+                out: out.skip(at),
+                scale,
+                addend: addend.map(|a| &a[at..]),
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Store::Bytes(out) => out.len,
+            Store::Floats { out, addend, .. } => addend.map_or(out.len, |a| a.len().min(out.len)),
+        }
     }
 }
 
@@ -143,15 +181,20 @@ pub struct Block<'a> {
 /// tract's requantization of one sum: ties to even, then the zero point, clamped to u8.
 #[inline(always)]
 pub fn requantize(acc: i32, scale: f32, zero_point: u8) -> u8 {
+    (centred(acc, scale, zero_point) as i32 + zero_point as i32) as u8
+}
+
+/// The requantized value less its zero point (what dequantizing subtracts again), as f32.
+#[inline(always)]
+fn centred(acc: i32, scale: f32, zero_point: u8) -> f32 {
     let zp = zero_point as f32;
-    let r = (acc as f32 * scale)
+    (acc as f32 * scale)
         .round_ties_even()
-        .clamp(-zp, 255.0 - zp);
-    (r as i32 + zero_point as i32) as u8
+        .clamp(-zp, 255.0 - zp)
 }
 
 /// Safety: `Kernel::run`'s bounds and contract hold.
-unsafe fn block_portable(block: &Block, p0: usize, n: usize, out: *mut u8, stride: usize) {
+unsafe fn block_portable(block: &Block, p0: usize, n: usize, out: Store, stride: usize) {
     let mut acc = [[0i32; WIDTH]; ROWS];
     for (t, &off) in block.offsets.iter().enumerate() {
         let xs = &block.input[(off + p0) * 4..(off + p0 + n) * 4];
@@ -167,20 +210,71 @@ unsafe fn block_portable(block: &Block, p0: usize, n: usize, out: *mut u8, strid
     for (r, row) in acc.iter().enumerate().take(block.rows) {
         for (i, a) in row.iter().enumerate().take(n) {
             let v = a.wrapping_add(block.bias[r]);
-            out.add(r * stride + p0 + i)
-                .write(requantize(v, block.scale[r], block.zero_point));
+            let at = r * stride + p0 + i;
+            match out {
+                Store::Bytes(out) => {
+                    out.ptr
+                        .add(at)
+                        .write(requantize(v, block.scale[r], block.zero_point))
+                }
+                Store::Floats { out, scale, addend } => {
+                    let mut f = centred(v, block.scale[r], block.zero_point) * scale;
+                    if let Some(addend) = addend {
+                        f += addend[at];
+                    }
+                    out.ptr.add(at).write(f)
+                }
+            }
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Block, ROWS};
+    use super::{Block, Store, ROWS};
     use std::arch::x86_64::*;
 
     /// Safety: AVX-512F, BW and VNNI present; `Kernel::run`'s bounds hold.
+    pub unsafe fn block_vnni(block: &Block, p0: usize, n: usize, out: Store, stride: usize) {
+        // One instance per store, so that neither carries the other's values through the
+        // accumulation loop (a shared one ran the model's layers up to 2x slower).
+        match out {
+            Store::Bytes(out) => block_vnni_as::<false>(
+                block,
+                p0,
+                n,
+                out.ptr,
+                std::ptr::null_mut(),
+                0.0,
+                None,
+                stride,
+            ),
+            Store::Floats { out, scale, addend } => block_vnni_as::<true>(
+                block,
+                p0,
+                n,
+                std::ptr::null_mut(),
+                out.ptr,
+                scale,
+                addend.map(|a| a.as_ptr()),
+                stride,
+            ),
+        }
+    }
+
+    /// Safety: as [`block_vnni`]; `bytes` (without `FLOATS`) or `floats` (with) is the output.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn block_vnni(block: &Block, p0: usize, n: usize, out: *mut u8, stride: usize) {
+    unsafe fn block_vnni_as<const FLOATS: bool>(
+        block: &Block,
+        p0: usize,
+        n: usize,
+        bytes: *mut u8,
+        floats: *mut f32,
+        dequantize: f32,
+        addend: Option<*const f32>,
+        stride: usize,
+    ) {
         let lanes = |j: usize| -> __mmask16 {
             let left = n.saturating_sub(16 * j).min(16) as u32;
             ((1u32 << left) - 1) as __mmask16
@@ -206,8 +300,6 @@ mod x86 {
             w = w.add(ROWS);
         }
         let zp = block.zero_point as f32;
-        let (lo, hi) = (_mm512_set1_ps(-zp), _mm512_set1_ps(255.0 - zp));
-        let zero_point = _mm512_set1_epi32(block.zero_point as i32);
         for (r, row) in acc.iter().enumerate().take(block.rows) {
             let bias = _mm512_set1_epi32(block.bias[r]);
             let scale = _mm512_set1_ps(block.scale[r]);
@@ -216,13 +308,22 @@ mod x86 {
                 let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(*a, bias)), scale);
                 let v =
                     _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
-                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                let q = _mm512_add_epi32(_mm512_cvttps_epi32(v), zero_point);
-                _mm_mask_storeu_epi8(
-                    out.add(at + 16 * j) as *mut i8,
-                    m[j],
-                    _mm512_cvtepi32_epi8(q),
+                let v = _mm512_min_ps(
+                    _mm512_max_ps(v, _mm512_set1_ps(-zp)),
+                    _mm512_set1_ps(255.0 - zp),
                 );
+                let i = at + 16 * j;
+                if FLOATS {
+                    let mut f = _mm512_mul_ps(v, _mm512_set1_ps(dequantize));
+                    if let Some(addend) = addend {
+                        f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(m[j], addend.add(i)));
+                    }
+                    _mm512_mask_storeu_ps(floats.add(i), m[j], f);
+                } else {
+                    let zero_point = _mm512_set1_epi32(block.zero_point as i32);
+                    let q = _mm512_add_epi32(_mm512_cvttps_epi32(v), zero_point);
+                    _mm_mask_storeu_epi8(bytes.add(i) as *mut i8, m[j], _mm512_cvtepi32_epi8(q));
+                }
             }
         }
     }
@@ -273,10 +374,39 @@ mod x86 {
                 let mut mine = vec![0u8; ROWS * stride];
                 let mut reference = vec![0u8; ROWS * stride];
                 unsafe {
-                    native.run(&block, p0, n, OutBytes::new(&mut mine), stride);
-                    Kernel::Portable.run(&block, p0, n, OutBytes::new(&mut reference), stride);
+                    native.run(
+                        &block,
+                        p0,
+                        n,
+                        Store::Bytes(OutBytes::new(&mut mine)),
+                        stride,
+                    );
+                    Kernel::Portable.run(
+                        &block,
+                        p0,
+                        n,
+                        Store::Bytes(OutBytes::new(&mut reference)),
+                        stride,
+                    );
                 }
                 assert_eq!(mine, reference, "rows {rows}, n {n}, p0 {p0}");
+                // Dequantized as stored, with an addend.
+                let addend: Vec<f32> = (0..ROWS * stride).map(|i| i as f32 * 0.25 - 9.0).collect();
+                let floats = |kernel: Kernel| {
+                    let mut out = vec![0f32; ROWS * stride];
+                    let store = Store::Floats {
+                        out: Planes::new(&mut out),
+                        scale: 0.0625,
+                        addend: Some(&addend),
+                    };
+                    unsafe { kernel.run(&block, p0, n, store, stride) };
+                    out
+                };
+                let (mine, theirs) = (floats(native), floats(Kernel::Portable));
+                assert_eq!(mine, theirs, "floats: rows {rows}, n {n}, p0 {p0}");
+                let at = p0 + n - 1;
+                let q = reference[at] as f32;
+                assert_eq!(theirs[at], (q - 37.0) * 0.0625 + addend[at]);
                 for r in 0..rows {
                     seen.extend_from_slice(&reference[r * stride + p0..][..n]);
                 }
@@ -314,7 +444,7 @@ mod tests {
             zero_point: 10,
         };
         let mut out = [0u8; 2];
-        unsafe { Kernel::Portable.run(&block, 0, 1, OutBytes::new(&mut out), 1) };
+        unsafe { Kernel::Portable.run(&block, 0, 1, Store::Bytes(OutBytes::new(&mut out)), 1) };
         // row 0: (-3 + 130 + 3) * 0.5 = 65 -> 75; row 1: (50 - 50) * 1 = 0 -> 10
         assert_eq!(out, [75, 10]);
     }

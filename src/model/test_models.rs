@@ -46,6 +46,8 @@ pub struct QuantizedConv {
     pub width: i64,
     pub x_zero: u8,
     pub y_zero: u8,
+    /// The float input added to the dequantized output (a residual; same shape needed).
+    pub residual: bool,
 }
 
 impl QuantizedConv {
@@ -92,12 +94,17 @@ impl QuantizedConv {
             ints("strides", vec![self.stride; 2]),
         ];
         let span = |d: i64| (d + 2 * pad - side) / self.stride + 1;
+        let mut node = vec![
+            onnx_node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq"),
+            conv,
+            onnx_node("DequantizeLinear", &["yq", "y_scale", "y_zero"], "yd"),
+        ];
+        node.push(match self.residual {
+            true => onnx_node("Add", &["yd", "x"], "y"),
+            false => onnx_node("Identity", &["yd"], "y"),
+        });
         let graph = GraphProto {
-            node: vec![
-                onnx_node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq"),
-                conv,
-                onnx_node("DequantizeLinear", &["yq", "y_scale", "y_zero"], "y"),
-            ],
+            node,
             initializer,
             input: vec![onnx_value("x", &[1, cin, self.height, self.width])],
             output: vec![onnx_value(

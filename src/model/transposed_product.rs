@@ -165,6 +165,7 @@ mod tests {
             width: 16,
             x_zero: 128,
             y_zero: 120,
+            residual: false,
         }
         .model();
         super::super::flat_pointwise::flatten(&mut model).unwrap();

@@ -116,6 +116,59 @@ mod peaks {
         _mm256_extract_epi32(total, 0)
     }
 
+    #[target_feature(enable = "avx512f")]
+    fn f32_fma_zmm() -> f32 {
+        let (a, b) = (
+            _mm512_set1_ps(black_box(0.999)),
+            _mm512_set1_ps(black_box(1e-9)),
+        );
+        let mut acc = [_mm512_set1_ps(1.0); 12];
+        for _ in 0..ROUNDS {
+            for x in &mut acc {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        _mm512_reduce_add_ps(acc.iter().fold(b, |s, x| _mm512_add_ps(s, *x)))
+    }
+
+    /// `vpdpbusd`: 4 u8 x s8 products summed into each of 16 i32 lanes (hgpose's int8
+    /// convolutions, `model/i8_conv_kernel.rs`).
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    fn u8s8_dot_zmm() -> i32 {
+        let (a, b) = (
+            _mm512_set1_epi32(black_box(0x0102_0304)),
+            _mm512_set1_epi32(black_box(0x0506_0708)),
+        );
+        let mut acc = [_mm512_setzero_si512(); 12];
+        for _ in 0..ROUNDS {
+            for x in &mut acc {
+                *x = _mm512_dpbusd_epi32(*x, a, b);
+            }
+        }
+        _mm512_reduce_add_epi32(acc.iter().fold(a, |s, x| _mm512_add_epi32(s, *x)))
+    }
+
+    /// Multiply-adds per nanosecond on AVX-512: f32 FMA, then u8 x s8 `vpdpbusd` (where the
+    /// CPU has VNNI).
+    pub fn measure_avx512() -> Option<(f64, f64)> {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni")) {
+            return None;
+        }
+        let rate = |macs_per_instruction: f64, run: &dyn Fn()| {
+            let start = std::time::Instant::now();
+            run();
+            (ROUNDS * 12) as f64 * macs_per_instruction / start.elapsed().as_nanos() as f64
+        };
+        // SAFETY: AVX-512F and VNNI, checked above.
+        let fma = rate(16.0, &|| {
+            black_box(unsafe { f32_fma_zmm() });
+        });
+        let dot = rate(64.0, &|| {
+            black_box(unsafe { u8s8_dot_zmm() });
+        });
+        Some((fma, dot))
+    }
+
     /// Multiply-adds per nanosecond: f32 FMA, then i16 `vpmaddwd` (with its accumulating add).
     pub fn measure() -> Option<(f64, f64)> {
         if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
@@ -143,6 +196,13 @@ fn main() -> TractResult<()> {
         println!(
             "instruction ceilings: f32 vfmadd231ps {fma:.1} GMAC/s, i16 vpmaddwd+vpaddd {madd:.1} GMAC/s ({:.2}x)",
             madd / fma
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some((fma, dot)) = peaks::measure_avx512() {
+        println!(
+            "AVX-512 ceilings: f32 vfmadd231ps {fma:.1} GMAC/s, u8xs8 vpdpbusd {dot:.1} GMAC/s ({:.2}x)",
+            dot / fma
         );
     }
     let dispatch = tract_linalg::MmmDispatch::native();

@@ -4,20 +4,25 @@
 //! tract 0.23 lowers each quantized convolution to some ten ops: the u8 input offset to i8,
 //! im2col and packing, an integer product (`avx512vnni_mmm_i32_16x16`, which adds 128 to every
 //! broadcast byte and ran the default model's shallow products at 12-39 GMAC/s), the zero-point
-//! corrections and a per-channel requantization. On the default model those took 23 of 26 ms
+//! corrections and a per-channel requantization. On the default model those took 22 of 26 ms
 //! per inference (`bench --profile`), where the f32 graph took 16. [`DirectConvI8`] is the
 //! int8 sibling of [`super::direct_conv::DirectConv`]: it lays the u8 input out in quads of
 //! channels (four channels' bytes side by side, with a border of the input's zero point for
 //! 3x3 and 7x7 kernels), runs [`super::i8_conv_kernel`] over it, and requantizes as it stores.
+//! A 1x1 layer whose output is dequantized next stores f32 at once, and adds the residual
+//! branch when an add follows (the bottleneck's last convolution and its skip): two fewer passes
+//! over 64x64x128 tensors.
 //!
-//! The sums are exact integers and the requantization is tract's (f32 multiplier, ties to
-//! even), so outputs equal tract's reference evaluation (tests); tract's optimized plan folds
-//! per-tensor multipliers into fixed point and may differ from it by one step.
+//! The sums are exact integers and the requantization and dequantization are tract's (f32
+//! multiplier, ties to even; `(q - zero point) * scale`), so outputs equal tract's reference
+//! evaluation of the decluttered graph to the bit (tests). tract's optimized plan rounds some
+//! requantizations one step apart from its own reference, so against it keypoints agree and
+//! confidences move by a few percent at most.
 //!
 //! The rewrite runs on the decluttered model, where quantized convolutions are `Conv` ops (and
 //! 1x1 ones `EinSum`s) with their quantization parameters as constant inputs. It takes those
-//! whose input and output are u8, whose weights are symmetric (zero point 0), with one output
-//! zero point and scale; others stay tract's.
+//! whose input and output are u8, whose weights are symmetric (zero point 0), with one input
+//! and one output zero point and scale; others stay tract's.
 
 use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;

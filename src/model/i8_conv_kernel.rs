@@ -8,11 +8,14 @@
 //! `offsets[t]` past the run's start (one quad, shifted by one kernel tap) and multiplies it by
 //! one dword of 4 weights per output channel, broadcast. 6 channels x 64 positions are 24
 //! accumulators: 24 `vpdpbusd` (1536 multiply-adds) per 4 loads and 6 broadcasts. On the
-//! session-14 Xeon a loop of independent `vpdpbusd` ran 250-294 GMAC/s against 65 for f32 FMAs.
+//! AVX-512 Xeon VM, 12 independent `vpdpbusd` chains ran 307 GMAC/s against 63 for f32 FMAs
+//! (`cargo bench --bench kernels`, "AVX-512 ceilings"): 4.9x, where the f32 kernel's layout
+//! keeps the same loop shape.
 //!
 //! The epilogue is tract's requantization of a quantized convolution: the i32 sum plus the
 //! (zero-point corrected) bias, times the channel's multiplier in f32, rounded ties to even,
-//! plus the output zero point, clamped to u8.
+//! plus the output zero point, clamped to u8; or that value dequantized to f32 at once, plus
+//! an addend ([`Store`]).
 
 /// Output channels one call computes; weights are packed in blocks of this many.
 pub const ROWS: usize = 6;

@@ -16,3 +16,22 @@ pub mod pose;
 pub mod preprocess;
 
 pub use error::{Error, Result};
+
+/// Scratch files and folders for the unit tests: `hgpose-<what>-…` in the system's temp folder,
+/// removed when dropped.
+#[cfg(test)]
+pub(crate) mod scratch {
+    pub fn dir(what: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("hgpose-{what}-"))
+            .tempdir()
+            .unwrap()
+    }
+
+    pub fn file(what: &str) -> tempfile::NamedTempFile {
+        tempfile::Builder::new()
+            .prefix(&format!("hgpose-{what}-"))
+            .tempfile()
+            .unwrap()
+    }
+}

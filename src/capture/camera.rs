@@ -839,10 +839,7 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_a_camera() {
-        let file = tempfile::Builder::new()
-            .prefix("hgpose-not-a-camera-")
-            .tempfile()
-            .unwrap();
+        let file = crate::scratch::file("not-a-camera");
         let path = file.path().to_path_buf();
         std::fs::write(&path, b"plain file").unwrap();
         let config = CameraConfig {

@@ -33,10 +33,7 @@ mod tests {
 
     #[test]
     fn missing_and_corrupt_files_are_named_errors() {
-        let scratch = tempfile::Builder::new()
-            .prefix("hgpose-capture-")
-            .tempdir()
-            .unwrap();
+        let scratch = crate::scratch::dir("capture");
         let dir = scratch.path();
         let missing = dir.join("missing.png");
         let err = load_image(&missing).unwrap_err().to_string();

@@ -229,10 +229,7 @@ mod tests {
 
     /// A fresh folder per test under the system temp dir.
     fn temp_dir(name: &str) -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix(&format!("hgpose-folder-{name}-"))
-            .tempdir()
-            .unwrap()
+        crate::scratch::dir(&format!("folder-{name}"))
     }
 
     fn write_image(path: &Path, w: u32, h: u32) {

@@ -252,10 +252,7 @@ mod tests {
     use image::RgbImage;
 
     fn temp_dir(name: &str) -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix(&format!("hgpose-video-{name}-"))
-            .tempdir()
-            .unwrap()
+        crate::scratch::dir(&format!("video-{name}"))
     }
 
     fn ffmpeg_available() -> bool {

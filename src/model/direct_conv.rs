@@ -383,12 +383,18 @@ impl ConvCuts {
 /// one process can be compared.
 #[doc(hidden)]
 pub fn with_conv_cuts<R>(cuts: ConvCuts, f: impl FnOnce() -> R) -> R {
-    let previous = THREAD_TUNING.get();
-    THREAD_TUNING.set(Tuning {
+    let cut = |previous| Tuning {
         tasks_per_thread: cuts.tasks_per_thread.max(1),
         tile_bytes: cuts.tile_bytes,
         ..previous
-    });
+    };
+    with_thread_tuning(cut, f)
+}
+
+/// Runs `f` with this thread's sizes set to `change(current)`, then puts the current back.
+fn with_thread_tuning<R>(change: impl FnOnce(Tuning) -> Tuning, f: impl FnOnce() -> R) -> R {
+    let previous = THREAD_TUNING.get();
+    THREAD_TUNING.set(change(previous));
     let out = f();
     THREAD_TUNING.set(previous);
     out
@@ -946,10 +952,7 @@ mod tests {
     }
 
     fn with_tuning<R>(tuning: Tuning, f: impl FnOnce() -> R) -> R {
-        let previous = THREAD_TUNING.replace(tuning);
-        let out = f();
-        THREAD_TUNING.set(previous);
-        out
+        with_thread_tuning(|_| tuning, f)
     }
 
     #[test]

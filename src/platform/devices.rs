@@ -98,10 +98,7 @@ mod tests {
 
     #[test]
     fn lists_nodes_with_their_sysfs_names() {
-        let scratch = tempfile::Builder::new()
-            .prefix("hgpose-devices-")
-            .tempdir()
-            .unwrap();
+        let scratch = crate::scratch::dir("devices");
         let root = scratch.path();
         let (dev, sys) = (root.join("dev"), root.join("sys"));
         for n in ["video10", "video2", "fb0", "gpiochip0", "videoX", "random"] {

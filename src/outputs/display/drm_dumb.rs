@@ -401,10 +401,7 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_a_drm_device() {
-        let file = tempfile::Builder::new()
-            .prefix("hgpose-notdrm-")
-            .tempfile()
-            .unwrap();
+        let file = crate::scratch::file("notdrm");
         let path = file.path().to_path_buf();
         std::fs::write(&path, b"x").unwrap();
         let err = DrmDisplay::open(&path, None).err().unwrap();

@@ -348,10 +348,7 @@ mod tests {
 
     #[test]
     fn a_regular_file_is_not_a_framebuffer() {
-        let file = tempfile::Builder::new()
-            .prefix("hgpose-notfb-")
-            .tempfile()
-            .unwrap();
+        let file = crate::scratch::file("notfb");
         let path = file.path().to_path_buf();
         std::fs::write(&path, b"x").unwrap();
         let err = Framebuffer::open(&path).err().unwrap();

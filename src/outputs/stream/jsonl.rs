@@ -143,10 +143,7 @@ mod tests {
 
     /// A fresh path `name` in a folder of its own, removed when the folder is dropped.
     fn temp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::Builder::new()
-            .prefix("hgpose-jsonl-")
-            .tempdir()
-            .unwrap();
+        let dir = crate::scratch::dir("jsonl");
         let path = dir.path().join(name);
         (dir, path)
     }

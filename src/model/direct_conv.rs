@@ -29,15 +29,15 @@
 //! On more than one thread a layer is cut into runs of output positions (see
 //! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
 
+use super::conv_geometry::{chw_of, same_padded, sole_successor, Geometry, Shape};
 use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// A convolution of one NCHW image with a square kernel of odd `side`, "same" zero padding
 /// (`side / 2`) and stride 1 or 2. Inputs: the image, the packed weights ([`pack_weights`]),
@@ -66,6 +66,19 @@ pub struct DirectConv {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelChoice(pub bool);
 
+impl Geometry for DirectConv {
+    fn shape(&self) -> Shape {
+        Shape {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            height: self.height,
+            width: self.width,
+            side: self.side,
+            stride: self.stride,
+        }
+    }
+}
+
 impl DirectConv {
     /// The kernel's name (see [`Kernel::name`]).
     pub fn kernel_name(&self) -> &'static str {
@@ -77,56 +90,6 @@ impl DirectConv {
             Some(k) if self.kernel.0 => k,
             _ => Kernel::Portable,
         }
-    }
-
-    fn pad(&self) -> usize {
-        self.side / 2
-    }
-
-    /// Whether the input is read where it lies (a plain 1x1 convolution).
-    fn in_place(&self) -> bool {
-        self.side == 1 && self.stride == 1
-    }
-
-    /// The output's height and width.
-    fn out_hw(&self) -> (usize, usize) {
-        let span = |d: usize| (d + 2 * self.pad() - self.side) / self.stride + 1;
-        (span(self.height), span(self.width))
-    }
-
-    /// Values in one row of a (phase) plane of the bordered input, and in one such plane.
-    fn padded_row(&self) -> usize {
-        (self.width + 2 * self.pad()).div_ceil(self.stride)
-    }
-
-    fn padded_plane(&self) -> usize {
-        (self.height + 2 * self.pad()).div_ceil(self.stride) * self.padded_row()
-    }
-
-    /// Where step `t` (input channel, tap row, tap column, in OIHW order) reads, relative to
-    /// the output position.
-    fn offsets(&self) -> Vec<usize> {
-        let s = self.stride;
-        let (row, plane) = if self.in_place() {
-            (self.width, self.height * self.width)
-        } else {
-            (self.padded_row(), self.padded_plane())
-        };
-        let mut offsets = Vec::with_capacity(self.in_channels * self.side * self.side);
-        for c in 0..self.in_channels {
-            for dy in 0..self.side {
-                for dx in 0..self.side {
-                    let phase = (dy % s) * s + dx % s;
-                    offsets.push((c * s * s + phase) * plane + dy / s * row + dx / s);
-                }
-            }
-        }
-        offsets
-    }
-
-    fn macs(&self) -> usize {
-        let (h, w) = self.out_hw();
-        self.in_channels * self.side * self.side * self.out_channels * h * w
     }
 
     /// The input with a zero border of `pad` around each channel plane, each split into its
@@ -501,7 +464,7 @@ impl EvalOp for DirectConv {
             true => None,
             false => Some(self.bordered(x, threads)?),
         };
-        let offsets = self.offsets();
+        let offsets = self.offsets(self.in_channels);
         let args = BlockArgs {
             input: bordered.as_deref().unwrap_or(x),
             max_offset: offsets.iter().copied().max().unwrap_or(0),
@@ -551,13 +514,7 @@ struct Found {
 
 /// C, H, W of an f32 `[.., C, H, W]` fact whose leading axes (batch, stack) are all 1.
 fn chw(fact: &TypedFact) -> Option<(usize, usize, usize)> {
-    if fact.datum_type != DatumType::F32 {
-        return None;
-    }
-    match fact.shape.as_concrete()? {
-        [ones @ .., c, h, w] if ones.iter().all(|d| *d == 1) => Some((*c, *h, *w)),
-        _ => None,
-    }
+    chw_of(fact, DatumType::F32)
 }
 
 fn konst(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
@@ -575,30 +532,9 @@ fn values(t: &Tensor) -> Option<Vec<f32>> {
 fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
     let conv = node.op_as::<Conv>()?;
     let spec = &conv.pool_spec;
-    let side = spec.kernel_shape[..].first().copied()?;
-    let ones = |v: &Option<TVec<usize>>| v.as_deref().is_none_or(|v| v.iter().all(|x| *x == 1));
-    let strides = spec.strides.as_deref().unwrap_or(&[1, 1]);
-    let stride = strides.first().copied().unwrap_or(1);
-    if strides.iter().any(|s| *s != stride) {
-        return None;
-    }
+    let (side, stride) = same_padded(conv)?;
     let pad = side / 2;
-    let same = match &spec.padding {
-        PaddingSpec::Explicit(before, after) => before.iter().chain(after).all(|p| *p == pad),
-        _ => false,
-    };
-    let nchw = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW);
-    let plain = nchw
-        && conv.group == 1
-        && conv.q_params.is_none()
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec.kernel_shape[..] == [side, side]
-        && side % 2 == 1
-        && matches!(stride, 1 | 2)
-        && ones(&spec.dilations)
-        && same
-        && node.inputs.len() == 3;
-    if !plain {
+    if conv.q_params.is_some() || node.inputs.len() != 3 {
         return None;
     }
     let (in_channels, height, width) = chw(model.outlet_fact(node.inputs[0]).ok()?)?;
@@ -667,17 +603,6 @@ fn as_pointwise(model: &TypedModel, node: &TypedNode) -> Option<Found> {
         weights,
         bias: vec![0.0; out_channels],
     })
-}
-
-/// The node that alone reads `node`'s output, when that output is not a model output.
-fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    let outputs = model.output_outlets().ok()?;
-    match &model.node(node).outputs[..] {
-        [output] if output.successors.len() == 1 && !outputs.contains(&node.into()) => {
-            Some(output.successors[0].node)
-        }
-        _ => None,
-    }
 }
 
 /// What follows a convolution and is done as its results are stored.
@@ -828,7 +753,8 @@ mod tests {
     use super::*;
     use crate::model::test_models::patterned_input;
     use crate::model::threads::on_two_threads;
-    use tract_onnx::tract_core::ops::cnn::PoolSpec;
+    use tract_onnx::tract_core::ops::cnn::{KernelFormat, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
 
     fn pattern(n: usize, scale: f32) -> Vec<f32> {
         (0..n)

@@ -24,16 +24,16 @@
 //! whose input and output are u8, whose weights are symmetric (zero point 0), with one input
 //! and one output zero point and scale; others stay tract's.
 
+use super::conv_geometry::{chw_of, same_padded, sole_successor, Geometry, Shape};
 use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
-use tract_onnx::tract_core::ops::nn::DataFormat;
 use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 
 /// A quantized convolution of one NCHW u8 image with a square kernel of odd `side`, "same"
@@ -64,54 +64,22 @@ pub struct DirectConvI8 {
     pub kernel: Kernel,
 }
 
-impl DirectConvI8 {
-    fn pad(&self) -> usize {
-        self.side / 2
+impl Geometry for DirectConvI8 {
+    fn shape(&self) -> Shape {
+        Shape {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            height: self.height,
+            width: self.width,
+            side: self.side,
+            stride: self.stride,
+        }
     }
+}
 
+impl DirectConvI8 {
     fn quads(&self) -> usize {
         self.in_channels.div_ceil(4)
-    }
-
-    fn out_hw(&self) -> (usize, usize) {
-        let span = |d: usize| (d + 2 * self.pad() - self.side) / self.stride + 1;
-        (span(self.height), span(self.width))
-    }
-
-    /// Whether output positions are the input's own (1x1, stride 1: no border, no dropped
-    /// columns).
-    fn in_place(&self) -> bool {
-        self.side == 1 && self.stride == 1
-    }
-
-    /// Positions in one row of a (phase) plane of the bordered input, and in one such plane.
-    fn padded_row(&self) -> usize {
-        (self.width + 2 * self.pad()).div_ceil(self.stride)
-    }
-
-    fn padded_plane(&self) -> usize {
-        (self.height + 2 * self.pad()).div_ceil(self.stride) * self.padded_row()
-    }
-
-    /// Where step `t` (quad, tap row, tap column) reads, in positions past the output's.
-    fn offsets(&self) -> Vec<usize> {
-        let s = self.stride;
-        let (row, plane) = (self.padded_row(), self.padded_plane());
-        let mut offsets = Vec::with_capacity(self.quads() * self.side * self.side);
-        for q in 0..self.quads() {
-            for dy in 0..self.side {
-                for dx in 0..self.side {
-                    let phase = (dy % s) * s + dx % s;
-                    offsets.push((q * s * s + phase) * plane + dy / s * row + dx / s);
-                }
-            }
-        }
-        offsets
-    }
-
-    fn macs(&self) -> usize {
-        let (h, w) = self.out_hw();
-        self.in_channels * self.side * self.side * self.out_channels * h * w
     }
 
     /// The input in quads: position `p` of quad `q`'s (phase) plane holds channels `4q..4q+4`
@@ -391,7 +359,7 @@ impl EvalOp for DirectConvI8 {
             "DirectConvI8: inputs do not match {self:?}"
         );
         let quads = self.quad_input(x);
-        let offsets = self.offsets();
+        let offsets = self.offsets(self.quads());
         let args = Args {
             input: &quads,
             max_offset: offsets.iter().copied().max().unwrap_or(0),
@@ -451,15 +419,8 @@ struct Found {
     params: [OutletId; 8],
 }
 
-/// C, H, W of a u8 `[.., C, H, W]` fact whose leading axes are all 1.
 fn chw_u8(fact: &TypedFact) -> Option<(usize, usize, usize)> {
-    if fact.datum_type.unquantized() != DatumType::U8 {
-        return None;
-    }
-    match fact.shape.as_concrete()? {
-        [ones @ .., c, h, w] if ones.iter().all(|d| *d == 1) => Some((*c, *h, *w)),
-        _ => None,
-    }
+    chw_of(fact, DatumType::U8)
 }
 
 fn params_of(node: &TypedNode) -> Option<[OutletId; 8]> {
@@ -473,28 +434,9 @@ fn params_of(node: &TypedNode) -> Option<[OutletId; 8]> {
 fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
     let conv = node.op_as::<Conv>()?;
     let spec = &conv.pool_spec;
-    let side = spec.kernel_shape[..].first().copied()?;
-    let ones = |v: &Option<TVec<usize>>| v.as_deref().is_none_or(|v| v.iter().all(|x| *x == 1));
-    let strides = spec.strides.as_deref().unwrap_or(&[1, 1]);
-    let stride = strides.first().copied().unwrap_or(1);
+    let (side, stride) = same_padded(conv)?;
     let pad = side / 2;
-    let same = match &spec.padding {
-        PaddingSpec::Explicit(before, after) => before.iter().chain(after).all(|p| *p == pad),
-        _ => false,
-    };
-    let plain = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        && conv.group == 1
-        && conv.q_params.is_some()
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec.kernel_shape[..] == [side, side]
-        && side % 2 == 1
-        && strides.iter().all(|s| *s == stride)
-        && matches!(stride, 1 | 2)
-        && ones(&spec.dilations)
-        && same;
-    if !plain {
-        return None;
-    }
+    conv.q_params?;
     let (in_channels, height, width) = chw_u8(model.outlet_fact(node.inputs[0]).ok()?)?;
     let out_channels = spec.output_channels;
     let span = |d: usize| (d + 2 * pad - side) / stride + 1;
@@ -648,18 +590,6 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     match Kernel::native() {
         Some(kernel) if available() => swap_in_with(model, kernel),
         _ => Ok(0),
-    }
-}
-
-/// The single successor of `node`'s only output, when it has exactly one and is not a model
-/// output.
-fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    let outputs = model.output_outlets().ok()?;
-    match &model.node(node).outputs[..] {
-        [output] if output.successors.len() == 1 && !outputs.contains(&node.into()) => {
-            Some(output.successors[0].node)
-        }
-        _ => None,
     }
 }
 

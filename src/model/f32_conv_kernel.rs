@@ -108,49 +108,8 @@ impl Kernel {
     }
 }
 
-/// Output planes the kernels write through a raw pointer, so that threads can fill disjoint
-/// positions of the same planes at once (a `&mut` slice each would overlap).
-#[derive(Clone, Copy)]
-pub struct OutPlanes<'a> {
-    ptr: *mut f32,
-    len: usize,
-    _borrow: std::marker::PhantomData<&'a mut [f32]>,
-}
-
-// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `run_mut`'s contracts).
-unsafe impl Send for OutPlanes<'_> {}
-unsafe impl Sync for OutPlanes<'_> {}
-
-impl<'a> OutPlanes<'a> {
-    pub fn new(out: &'a mut [f32]) -> Self {
-        OutPlanes {
-            ptr: out.as_mut_ptr(),
-            len: out.len(),
-            _borrow: std::marker::PhantomData,
-        }
-    }
-
-    /// The planes from `at` on.
-    pub fn skip(self, at: usize) -> Self {
-        assert!(at <= self.len, "output overrun");
-        OutPlanes {
-            // SAFETY: within the borrowed slice (asserted).
-            ptr: unsafe { self.ptr.add(at) },
-            len: self.len - at,
-            _borrow: self._borrow,
-        }
-    }
-
-    /// Values `at..at + n`, to write.
-    ///
-    /// # Safety
-    /// No other thread reads or writes them while the slice lives.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn run_mut(&self, at: usize, n: usize) -> &mut [f32] {
-        assert!(at + n <= self.len, "output overrun");
-        std::slice::from_raw_parts_mut(self.ptr.add(at), n)
-    }
-}
+/// f32 output planes.
+pub type OutPlanes<'a> = super::conv_geometry::Planes<'a, f32>;
 
 /// What one output-channel block reads: the input, the steps' offsets into it, the block's
 /// packed weights (`ROWS` per step) and its epilogue.

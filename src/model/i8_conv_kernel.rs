@@ -81,52 +81,10 @@ impl Kernel {
     }
 }
 
-/// Output planes written through a raw pointer, so that threads can fill disjoint positions
-/// of the same planes at once.
-#[derive(Clone, Copy)]
-pub struct Planes<'a, T> {
-    ptr: *mut T,
-    len: usize,
-    _borrow: std::marker::PhantomData<&'a mut [T]>,
-}
+pub use super::conv_geometry::Planes;
 
 /// u8 planes (requantized outputs).
 pub type OutBytes<'a> = Planes<'a, u8>;
-
-// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `run_mut`'s contracts).
-unsafe impl<T: Send> Send for Planes<'_, T> {}
-unsafe impl<T: Send> Sync for Planes<'_, T> {}
-
-impl<'a, T> Planes<'a, T> {
-    pub fn new(out: &'a mut [T]) -> Self {
-        Planes {
-            ptr: out.as_mut_ptr(),
-            len: out.len(),
-            _borrow: std::marker::PhantomData,
-        }
-    }
-
-    /// The planes from `at` on.
-    pub fn skip(self, at: usize) -> Self {
-        assert!(at <= self.len, "output overrun");
-        Planes {
-            // SAFETY: within the borrowed slice (asserted).
-            ptr: unsafe { self.ptr.add(at) },
-            len: self.len - at,
-            _borrow: self._borrow,
-        }
-    }
-
-    /// Values `at..at + n`, to write.
-    ///
-    /// # Safety
-    /// No other thread reads or writes them while the slice lives.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn run_mut(&self, at: usize, n: usize) -> &mut [T] {
-        assert!(at + n <= self.len, "output overrun");
-        std::slice::from_raw_parts_mut(self.ptr.add(at), n)
-    }
-}
 
 /// Where and how a call stores its results.
 #[derive(Clone, Copy)]

@@ -3,6 +3,7 @@
 
 mod avx2_int8_mmm;
 mod contract;
+mod conv_geometry;
 mod direct_conv;
 mod direct_conv_i8;
 mod engine;

@@ -1,0 +1,178 @@
+//! What hgpose's direct convolutions (f32 [`super::direct_conv`], int8
+//! [`super::direct_conv_i8`]) share: the geometry of a "same"-padded square kernel of odd side
+//! with stride 1 or 2 over one NCHW image, and how such a convolution is recognised in tract's
+//! decluttered graph.
+//!
+//! The input planes are read bordered (stride 2 splits them into four phase planes, so that
+//! each output position reads each phase at consecutive positions), and an output position
+//! covers a whole row of the bordered plane, whose extra columns are computed and dropped.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+/// The sizes everything else follows from.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// The input's height and width.
+    pub height: usize,
+    pub width: usize,
+    pub side: usize,
+    pub stride: usize,
+}
+
+/// The geometry of a direct convolution, from its [`Shape`].
+pub trait Geometry {
+    fn shape(&self) -> Shape;
+
+    fn pad(&self) -> usize {
+        self.shape().side / 2
+    }
+
+    /// Whether output positions are the input's own (1x1, stride 1: no border, no dropped
+    /// columns).
+    fn in_place(&self) -> bool {
+        let s = self.shape();
+        s.side == 1 && s.stride == 1
+    }
+
+    /// The output's height and width.
+    fn out_hw(&self) -> (usize, usize) {
+        let s = self.shape();
+        let span = |d: usize| (d + 2 * self.pad() - s.side) / s.stride + 1;
+        (span(s.height), span(s.width))
+    }
+
+    /// Positions in one row of a (phase) plane of the bordered input (the input's width for
+    /// a layer read in place).
+    fn padded_row(&self) -> usize {
+        let s = self.shape();
+        (s.width + 2 * self.pad()).div_ceil(s.stride)
+    }
+
+    /// Positions in one (phase) plane of the bordered input.
+    fn padded_plane(&self) -> usize {
+        let s = self.shape();
+        (s.height + 2 * self.pad()).div_ceil(s.stride) * self.padded_row()
+    }
+
+    /// Where step `t` (input plane, tap row, tap column, in OIHW order) reads, in positions
+    /// past the output position, over `planes` bordered input planes (channels, or groups of
+    /// channels stored together).
+    fn offsets(&self, planes: usize) -> Vec<usize> {
+        let Shape { side, stride, .. } = self.shape();
+        let (row, plane) = (self.padded_row(), self.padded_plane());
+        let mut offsets = Vec::with_capacity(planes * side * side);
+        for c in 0..planes {
+            for dy in 0..side {
+                for dx in 0..side {
+                    let phase = (dy % stride) * stride + dx % stride;
+                    offsets.push(
+                        (c * stride * stride + phase) * plane + dy / stride * row + dx / stride,
+                    );
+                }
+            }
+        }
+        offsets
+    }
+
+    fn macs(&self) -> usize {
+        let s = self.shape();
+        let (h, w) = self.out_hw();
+        s.in_channels * s.side * s.side * s.out_channels * h * w
+    }
+}
+
+/// The side and stride of an ungrouped NCHW `Conv` with a square odd kernel, "same" explicit
+/// padding, no dilation and stride 1 or 2 (whatever its datum types).
+pub fn same_padded(conv: &Conv) -> Option<(usize, usize)> {
+    let spec = &conv.pool_spec;
+    let side = spec.kernel_shape[..].first().copied()?;
+    let ones = |v: &Option<TVec<usize>>| v.as_deref().is_none_or(|v| v.iter().all(|x| *x == 1));
+    let strides = spec.strides.as_deref().unwrap_or(&[1, 1]);
+    let stride = strides.first().copied().unwrap_or(1);
+    let pad = side / 2;
+    let same = match &spec.padding {
+        PaddingSpec::Explicit(before, after) => before.iter().chain(after).all(|p| *p == pad),
+        _ => false,
+    };
+    let plain = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        && conv.group == 1
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && spec.kernel_shape[..] == [side, side]
+        && side % 2 == 1
+        && strides.iter().all(|s| *s == stride)
+        && matches!(stride, 1 | 2)
+        && ones(&spec.dilations)
+        && same;
+    plain.then_some((side, stride))
+}
+
+/// C, H, W of a `[.., C, H, W]` fact of type `dt` (or its quantized form) whose leading axes
+/// (batch, stack) are all 1.
+pub fn chw_of(fact: &TypedFact, dt: DatumType) -> Option<(usize, usize, usize)> {
+    if fact.datum_type.unquantized() != dt {
+        return None;
+    }
+    match fact.shape.as_concrete()? {
+        [ones @ .., c, h, w] if ones.iter().all(|d| *d == 1) => Some((*c, *h, *w)),
+        _ => None,
+    }
+}
+
+/// The node that alone reads `node`'s output, when that output is not a model output.
+pub fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
+    let outputs = model.output_outlets().ok()?;
+    match &model.node(node).outputs[..] {
+        [output] if output.successors.len() == 1 && !outputs.contains(&node.into()) => {
+            Some(output.successors[0].node)
+        }
+        _ => None,
+    }
+}
+
+/// Output planes the direct convolutions write through a raw pointer, so that threads can fill
+/// disjoint positions of the same planes at once (a `&mut` slice each would overlap).
+#[derive(Clone, Copy)]
+pub struct Planes<'a, T> {
+    pub(super) ptr: *mut T,
+    pub(super) len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: writes through it are to disjoint positions (`Kernel::run`'s and `run_mut`'s contracts).
+unsafe impl<T: Send> Send for Planes<'_, T> {}
+unsafe impl<T: Send> Sync for Planes<'_, T> {}
+
+impl<'a, T> Planes<'a, T> {
+    pub fn new(out: &'a mut [T]) -> Self {
+        Planes {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The planes from `at` on.
+    pub fn skip(self, at: usize) -> Self {
+        assert!(at <= self.len, "output overrun");
+        Planes {
+            // SAFETY: within the borrowed slice (asserted).
+            ptr: unsafe { self.ptr.add(at) },
+            len: self.len - at,
+            _borrow: self._borrow,
+        }
+    }
+
+    /// Values `at..at + n`, to write.
+    ///
+    /// # Safety
+    /// No other thread reads or writes them while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn run_mut(&self, at: usize, n: usize) -> &mut [T] {
+        assert!(at + n <= self.len, "output overrun");
+        std::slice::from_raw_parts_mut(self.ptr.add(at), n)
+    }
+}

@@ -23,6 +23,22 @@ pub struct Shape {
     pub stride: usize,
 }
 
+/// `3x3/1 64->128 over 64x64`: side, stride, channels and input size, as `--profile` lists
+/// the direct convolutions.
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let Shape {
+            in_channels: i,
+            out_channels: o,
+            height: h,
+            width: w,
+            side: k,
+            stride: s,
+        } = self;
+        write!(f, "{k}x{k}/{s} {i}->{o} over {h}x{w}")
+    }
+}
+
 /// The geometry of a direct convolution, from its [`Shape`].
 pub trait Geometry {
     fn shape(&self) -> Shape;

@@ -415,14 +415,8 @@ impl Op for DirectConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{}x{}/{} {}->{} over {}x{}, relu {}, addend {}, {}",
-            self.side,
-            self.side,
-            self.stride,
-            self.in_channels,
-            self.out_channels,
-            self.height,
-            self.width,
+            "{}, relu {}, addend {}, {}",
+            self.shape(),
             self.relu,
             self.with_addend,
             self.kernel_name()

@@ -308,17 +308,7 @@ impl Op for DirectConvI8 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "{}x{}/{} {}->{} over {}x{}, {}",
-            self.side,
-            self.side,
-            self.stride,
-            self.in_channels,
-            self.out_channels,
-            self.height,
-            self.width,
-            self.kernel.name()
-        )])
+        Ok(vec![format!("{}, {}", self.shape(), self.kernel.name())])
     }
 
     op_as_typed_op!();

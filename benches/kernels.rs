@@ -148,22 +148,25 @@ mod peaks {
         _mm512_reduce_add_epi32(acc.iter().fold(a, |s, x| _mm512_add_epi32(s, *x)))
     }
 
+    /// Multiply-adds per nanosecond of `run`, one of the loops above (`ROUNDS` x 12
+    /// instructions of `macs_per_instruction` each).
+    fn rate(macs_per_instruction: f64, run: impl FnOnce()) -> f64 {
+        let start = std::time::Instant::now();
+        run();
+        (ROUNDS * 12) as f64 * macs_per_instruction / start.elapsed().as_nanos() as f64
+    }
+
     /// Multiply-adds per nanosecond on AVX-512: f32 FMA, then u8 x s8 `vpdpbusd` (where the
     /// CPU has VNNI).
     pub fn measure_avx512() -> Option<(f64, f64)> {
         if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni")) {
             return None;
         }
-        let rate = |macs_per_instruction: f64, run: &dyn Fn()| {
-            let start = std::time::Instant::now();
-            run();
-            (ROUNDS * 12) as f64 * macs_per_instruction / start.elapsed().as_nanos() as f64
-        };
         // SAFETY: AVX-512F and VNNI, checked above.
-        let fma = rate(16.0, &|| {
+        let fma = rate(16.0, || {
             black_box(unsafe { f32_fma_zmm() });
         });
-        let dot = rate(64.0, &|| {
+        let dot = rate(64.0, || {
             black_box(unsafe { u8s8_dot_zmm() });
         });
         Some((fma, dot))
@@ -174,16 +177,11 @@ mod peaks {
         if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
             return None;
         }
-        let rate = |macs_per_instruction: f64, run: &dyn Fn()| {
-            let start = std::time::Instant::now();
-            run();
-            (ROUNDS * 12) as f64 * macs_per_instruction / start.elapsed().as_nanos() as f64
-        };
         // SAFETY: both need AVX2 and FMA, checked above.
-        let fma = rate(8.0, &|| {
+        let fma = rate(8.0, || {
             black_box(unsafe { f32_fma() });
         });
-        let madd = rate(16.0, &|| {
+        let madd = rate(16.0, || {
             black_box(unsafe { i16_madd() });
         });
         Some((fma, madd))

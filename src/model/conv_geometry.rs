@@ -9,10 +9,11 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// The sizes everything else follows from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shape {
     pub in_channels: usize,
     pub out_channels: usize,
@@ -36,6 +37,12 @@ impl std::fmt::Display for Shape {
             stride: s,
         } = self;
         write!(f, "{k}x{k}/{s} {i}->{o} over {h}x{w}")
+    }
+}
+
+impl Geometry for Shape {
+    fn shape(&self) -> Shape {
+        *self
     }
 }
 
@@ -124,6 +131,48 @@ pub fn same_padded(conv: &Conv) -> Option<(usize, usize)> {
         && ones(&spec.dilations)
         && same;
     plain.then_some((side, stride))
+}
+
+/// The shape of a [`same_padded`] `Conv` node over `dt` images whose output has the size that
+/// implies.
+pub fn conv_shape(model: &TypedModel, node: &TypedNode, dt: DatumType) -> Option<Shape> {
+    let conv = node.op_as::<Conv>()?;
+    let (side, stride) = same_padded(conv)?;
+    let (in_channels, height, width) = chw_of(model.outlet_fact(node.inputs[0]).ok()?, dt)?;
+    let shape = Shape {
+        in_channels,
+        out_channels: conv.pool_spec.output_channels,
+        height,
+        width,
+        side,
+        stride,
+    };
+    let (out_h, out_w) = shape.out_hw();
+    (chw_of(&node.outputs[0].fact, dt)? == (shape.out_channels, out_h, out_w)).then_some(shape)
+}
+
+/// The shape of a 1x1 convolution as tract's declutter leaves it: an `EinSum` of a `dt`
+/// image `[.., I, H, W]` and `[O, I]` filters (then any quantization parameters) into
+/// `[.., O, H, W]`, the leading axes (batch, stack) of 1.
+pub fn pointwise_shape(model: &TypedModel, node: &TypedNode, dt: DatumType) -> Option<Shape> {
+    let einsum = node.op_as::<EinSum>()?;
+    let expr = einsum.axes.to_string();
+    let (inputs, output) = expr.split_once("->")?;
+    let mut operands = inputs.split(',');
+    let (image, filters) = (operands.next()?, operands.next()?);
+    if !(image.ends_with("IHW") && filters == "OI" && output.ends_with("OHW")) {
+        return None;
+    }
+    let (in_channels, height, width) = chw_of(model.outlet_fact(node.inputs[0]).ok()?, dt)?;
+    let (out_channels, h, w) = chw_of(&node.outputs[0].fact, dt)?;
+    ((h, w) == (height, width)).then_some(Shape {
+        in_channels,
+        out_channels,
+        height,
+        width,
+        side: 1,
+        stride: 1,
+    })
 }
 
 /// C, H, W of a `[.., C, H, W]` fact of type `dt` (or its quantized form) whose leading axes

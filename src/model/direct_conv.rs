@@ -29,7 +29,7 @@
 //! On more than one thread a layer is cut into runs of output positions (see
 //! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
 
-use super::conv_geometry::{chw_of, same_padded, sole_successor, Geometry, Shape};
+use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Shape};
 use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
@@ -48,13 +48,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 /// consecutive positions, as a stride-1 convolution does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DirectConv {
-    pub in_channels: usize,
-    pub out_channels: usize,
-    /// The input's height and width.
-    pub height: usize,
-    pub width: usize,
-    pub side: usize,
-    pub stride: usize,
+    pub shape: Shape,
     pub relu: bool,
     pub with_addend: bool,
     /// The output's shape as the graph has it (`[1, C, H, W]` or `[C, H, W]`).
@@ -68,14 +62,7 @@ pub struct KernelChoice(pub bool);
 
 impl Geometry for DirectConv {
     fn shape(&self) -> Shape {
-        Shape {
-            in_channels: self.in_channels,
-            out_channels: self.out_channels,
-            height: self.height,
-            width: self.width,
-            side: self.side,
-            stride: self.stride,
-        }
+        self.shape
     }
 }
 
@@ -95,12 +82,17 @@ impl DirectConv {
     /// The input with a zero border of `pad` around each channel plane, each split into its
     /// `stride x stride` phases; channels are shared out among `threads`.
     fn bordered(&self, x: &[f32], threads: usize) -> anyhow::Result<Vec<f32>> {
-        let (h, w, pad, s) = (self.height, self.width, self.pad(), self.stride);
+        let (h, w, pad, s) = (
+            self.shape.height,
+            self.shape.width,
+            self.pad(),
+            self.shape.stride,
+        );
         let (row, plane) = (self.padded_row(), self.padded_plane());
         let per_channel = s * s * plane;
         // Reads run on past the last plane through the dropped columns, by less than a row
         // and a kernel side.
-        let mut out = vec![0f32; self.in_channels * per_channel + row + self.side];
+        let mut out = vec![0f32; self.shape.in_channels * per_channel + row + self.shape.side];
         let planes = OutPlanes::new(&mut out);
         let fill_channel = |c: usize| {
             let src = &x[c * h * w..(c + 1) * h * w];
@@ -120,11 +112,11 @@ impl DirectConv {
                 }
             }
         };
-        let split = threads > 1 && self.in_channels * h * w >= tuning().parallel_copy;
-        let tasks = if split { self.in_channels } else { 1 };
+        let split = threads > 1 && self.shape.in_channels * h * w >= tuning().parallel_copy;
+        let tasks = if split { self.shape.in_channels } else { 1 };
         for_each_task(tasks, &|t| {
             if tasks == 1 {
-                (0..self.in_channels).for_each(fill_channel)
+                (0..self.shape.in_channels).for_each(fill_channel)
             } else {
                 fill_channel(t)
             }
@@ -158,7 +150,7 @@ impl DirectConv {
     /// Positions of a 1x1 layer's tile: a whole number of kernel widths whose input (every
     /// channel) fits in [`Tuning::tile_bytes`], at least one width.
     fn position_tile(&self, width: usize) -> usize {
-        let per_position = self.in_channels * std::mem::size_of::<f32>();
+        let per_position = self.shape.in_channels * std::mem::size_of::<f32>();
         (tuning().tile_bytes / per_position / width).max(1) * width
     }
 
@@ -166,7 +158,7 @@ impl DirectConv {
     /// blocks inside, so that the run's input is read into this core's caches once for all of
     /// them), and groups of blocks only where positions are too few to go round.
     fn tiling(&self, threads: usize) -> Tiling {
-        let blocks = self.out_channels.div_ceil(ROWS);
+        let blocks = self.shape.out_channels.div_ceil(ROWS);
         let width = self.kernel().width();
         let (out_h, out_w) = self.out_hw();
         // A unit: what a run of positions is a whole number of (kernel widths where the input
@@ -204,7 +196,7 @@ impl DirectConv {
             g * tiling.blocks / tiling.groups,
             (g + 1) * tiling.blocks / tiling.groups,
         );
-        let channels = |b: usize| self.out_channels - b * ROWS;
+        let channels = |b: usize| self.shape.out_channels - b * ROWS;
         if self.in_place() {
             let (q0, q1) = (r * tiling.run, ((r + 1) * tiling.run).min(hw));
             let group: Vec<Block> = (b0..b1)
@@ -430,7 +422,7 @@ impl EvalOp for DirectConv {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let wanted = 3 + self.with_addend as usize;
         anyhow::ensure!(inputs.len() == wanted, "DirectConv takes {wanted} inputs");
-        let hw = self.height * self.width;
+        let hw = self.shape.height * self.shape.width;
         let (out_h, out_w) = self.out_hw();
         let out_hw = out_h * out_w;
         let views: Vec<_> = inputs
@@ -443,14 +435,14 @@ impl EvalOp for DirectConv {
             .collect::<TractResult<_>>()?;
         let (x, weights, bias) = (slices[0], slices[1], slices[2]);
         let addend = slices.get(3).copied();
-        let blocks = self.out_channels.div_ceil(ROWS);
-        let steps = self.in_channels * self.side * self.side;
+        let blocks = self.shape.out_channels.div_ceil(ROWS);
+        let steps = self.shape.in_channels * self.shape.side * self.shape.side;
         anyhow::ensure!(
-            x.len() == self.in_channels * hw
+            x.len() == self.shape.in_channels * hw
                 && weights.len() == blocks * steps * ROWS
                 && bias.len() == blocks * ROWS
-                && addend.is_none_or(|a| a.len() == self.out_channels * out_hw)
-                && self.out_shape.iter().product::<usize>() == self.out_channels * out_hw,
+                && addend.is_none_or(|a| a.len() == self.shape.out_channels * out_hw)
+                && self.out_shape.iter().product::<usize>() == self.shape.out_channels * out_hw,
             "DirectConv: inputs do not match {self:?}"
         );
         let threads = executor_threads();
@@ -458,7 +450,7 @@ impl EvalOp for DirectConv {
             true => None,
             false => Some(self.bordered(x, threads)?),
         };
-        let offsets = self.offsets(self.in_channels);
+        let offsets = self.offsets(self.shape.in_channels);
         let args = BlockArgs {
             input: bordered.as_deref().unwrap_or(x),
             max_offset: offsets.iter().copied().max().unwrap_or(0),
@@ -496,19 +488,9 @@ impl TypedOp for DirectConv {
 /// A convolution found in the decluttered graph: its geometry, weights (OIHW) and bias.
 struct Found {
     input: OutletId,
-    in_channels: usize,
-    out_channels: usize,
-    height: usize,
-    width: usize,
-    side: usize,
-    stride: usize,
+    shape: Shape,
     weights: Arc<Tensor>,
     bias: Vec<f32>,
-}
-
-/// C, H, W of an f32 `[.., C, H, W]` fact whose leading axes (batch, stack) are all 1.
-fn chw(fact: &TypedFact) -> Option<(usize, usize, usize)> {
-    chw_of(fact, DatumType::F32)
 }
 
 fn konst(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
@@ -522,80 +504,55 @@ fn values(t: &Tensor) -> Option<Vec<f32>> {
     Some(t.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
 }
 
-/// A stride-1, "same"-padded, ungrouped f32 convolution with constant weights and bias.
+/// A "same"-padded, ungrouped f32 convolution with constant weights and bias.
 fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
     let conv = node.op_as::<Conv>()?;
-    let spec = &conv.pool_spec;
-    let (side, stride) = same_padded(conv)?;
-    let pad = side / 2;
     if conv.q_params.is_some() || node.inputs.len() != 3 {
         return None;
     }
-    let (in_channels, height, width) = chw(model.outlet_fact(node.inputs[0]).ok()?)?;
+    let shape = conv_shape(model, node, DatumType::F32)?;
+    let Shape {
+        in_channels: i,
+        out_channels: o,
+        side: k,
+        ..
+    } = shape;
     let weights = konst(model, node.inputs[1])?;
-    let out_channels = spec.output_channels;
-    if weights.shape() != [out_channels, in_channels, side, side] {
-        return None;
-    }
-    let out = chw(&node.outputs[0].fact)?;
-    let span = |d: usize| (d + 2 * pad - side) / stride + 1;
-    if out != (spec.output_channels, span(height), span(width)) {
+    if weights.shape() != [o, i, k, k] {
         return None;
     }
     let bias = values(&*konst(model, node.inputs[2])?)?;
     let bias = match bias.len() {
-        1 => vec![bias[0]; out_channels],
-        n if n == out_channels => bias,
+        1 => vec![bias[0]; o],
+        n if n == o => bias,
         _ => return None,
     };
     Some(Found {
         input: node.inputs[0],
-        in_channels,
-        out_channels,
-        height,
-        width,
-        side,
-        stride,
+        shape,
         weights,
         bias,
     })
 }
 
-/// A 1x1 convolution as tract's declutter leaves it: `EinSum` of an `[.., I, H, W]` image and
-/// constant `[O, I]` weights into `[.., O, H, W]` (leading axes of 1).
+/// A 1x1 convolution as tract's declutter leaves it ([`pointwise_shape`]), in f32 with
+/// constant weights.
 fn as_pointwise(model: &TypedModel, node: &TypedNode) -> Option<Found> {
     let einsum = node.op_as::<EinSum>()?;
-    let expr = einsum.axes.to_string();
-    let (inputs, output) = expr.split_once("->")?;
-    let (image, filters) = inputs.split_once(',')?;
-    // Image and output may carry unit axes ahead (batch, stack): `chw` checks they are 1.
-    let known = image.ends_with("IHW")
-        && filters == "OI"
-        && output.ends_with("OHW")
-        && einsum.q_params.is_none()
-        && einsum.operating_dt == DatumType::F32
-        && node.inputs.len() == 2;
-    if !known {
+    if einsum.q_params.is_some() || einsum.operating_dt != DatumType::F32 || node.inputs.len() != 2
+    {
         return None;
     }
-    let (in_channels, height, width) = chw(model.outlet_fact(node.inputs[0]).ok()?)?;
+    let shape = pointwise_shape(model, node, DatumType::F32)?;
     let weights = konst(model, node.inputs[1])?;
-    let out_channels = weights.shape().first().copied()?;
-    let (o, h, w) = chw(&node.outputs[0].fact)?;
-    if weights.shape() != [out_channels, in_channels] || (o, h, w) != (out_channels, height, width)
-    {
+    if weights.shape() != [shape.out_channels, shape.in_channels] {
         return None;
     }
     Some(Found {
         input: node.inputs[0],
-        in_channels,
-        out_channels,
-        height,
-        width,
-        side: 1,
-        stride: 1,
+        shape,
         weights,
-        bias: vec![0.0; out_channels],
+        bias: vec![0.0; shape.out_channels],
     })
 }
 
@@ -648,7 +605,7 @@ fn epilogue(model: &TypedModel, id: usize, found: &mut Found) -> Epilogue {
                 // Broadcast from the right: only the third axis from the end (C) may be > 1.
                 let per_channel = k.rank() <= rank
                     && k.shape().iter().rev().enumerate().all(|(from_end, d)| {
-                        *d == 1 || (from_end == 2 && *d == found.out_channels)
+                        *d == 1 || (from_end == 2 && *d == found.shape.out_channels)
                     });
                 let Some(v) = values(&k).filter(|_| per_channel) else {
                     break;
@@ -710,16 +667,11 @@ fn swap_in_with(model: &mut TypedModel, kernel: KernelChoice) -> TractResult<usi
     while let Some((id, found, epi, out_shape)) = next_conv(model) {
         let weights = values(&found.weights).context("DirectConv: weights not f32")?;
         let weights = &weights[..];
-        let packed = pack_weights(weights, found.out_channels);
+        let packed = pack_weights(weights, found.shape.out_channels);
         let mut bias = found.bias.clone();
-        bias.resize(found.out_channels.div_ceil(ROWS) * ROWS, 0.0);
+        bias.resize(found.shape.out_channels.div_ceil(ROWS) * ROWS, 0.0);
         let op = DirectConv {
-            in_channels: found.in_channels,
-            out_channels: found.out_channels,
-            height: found.height,
-            width: found.width,
-            side: found.side,
-            stride: found.stride,
+            shape: found.shape,
             relu: epi.relu,
             with_addend: epi.addend.is_some(),
             out_shape,
@@ -878,12 +830,14 @@ mod tests {
     #[test]
     fn tasks_cover_every_block_and_position_once() {
         let conv = |side, c, o, h, w| DirectConv {
-            in_channels: c,
-            out_channels: o,
-            height: h,
-            width: w,
-            side,
-            stride: 1,
+            shape: Shape {
+                in_channels: c,
+                out_channels: o,
+                height: h,
+                width: w,
+                side,
+                stride: 1,
+            },
             relu: false,
             with_addend: false,
             out_shape: tvec![o, h, w],
@@ -907,9 +861,9 @@ mod tests {
                     let (unit, units) = match op.in_place() {
                         true => (
                             op.kernel().width(),
-                            (op.height * op.width).div_ceil(op.kernel().width()),
+                            (op.shape.height * op.shape.width).div_ceil(op.kernel().width()),
                         ),
-                        false => (op.padded_row(), op.height),
+                        false => (op.padded_row(), op.shape.height),
                     };
                     assert_eq!(tiling.run % unit, 0);
                     assert!(tiling.runs * tiling.run >= units * unit);

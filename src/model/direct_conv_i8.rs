@@ -24,7 +24,7 @@
 //! whose input and output are u8, whose weights are symmetric (zero point 0), with one input
 //! and one output zero point and scale; others stay tract's.
 
-use super::conv_geometry::{chw_of, same_padded, sole_successor, Geometry, Shape};
+use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Shape};
 use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
@@ -41,12 +41,7 @@ use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 /// corrected bias and the multipliers (both padded to whole blocks).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DirectConvI8 {
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub side: usize,
-    pub stride: usize,
+    pub shape: Shape,
     /// The input's zero point: the border's value.
     pub x_zero: u8,
     /// The output's zero point.
@@ -66,20 +61,13 @@ pub struct DirectConvI8 {
 
 impl Geometry for DirectConvI8 {
     fn shape(&self) -> Shape {
-        Shape {
-            in_channels: self.in_channels,
-            out_channels: self.out_channels,
-            height: self.height,
-            width: self.width,
-            side: self.side,
-            stride: self.stride,
-        }
+        self.shape
     }
 }
 
 impl DirectConvI8 {
     fn quads(&self) -> usize {
-        self.in_channels.div_ceil(4)
+        self.shape.in_channels.div_ceil(4)
     }
 
     /// The input in quads: position `p` of quad `q`'s (phase) plane holds channels `4q..4q+4`
@@ -87,13 +75,18 @@ impl DirectConvI8 {
     /// Reads run on past the last plane through the dropped columns, by less than a row and a
     /// kernel side, so that much more is allocated.
     fn quad_input(&self, x: &[u8]) -> Vec<u8> {
-        let (h, w, pad, s) = (self.height, self.width, self.pad(), self.stride);
+        let (h, w, pad, s) = (
+            self.shape.height,
+            self.shape.width,
+            self.pad(),
+            self.shape.stride,
+        );
         let (row, plane) = (self.padded_row(), self.padded_plane());
         let per_quad = s * s * plane;
-        let mut out = vec![self.x_zero; (self.quads() * per_quad + row + self.side) * 4];
+        let mut out = vec![self.x_zero; (self.quads() * per_quad + row + self.shape.side) * 4];
         for q in 0..self.quads() {
             let base = q * per_quad;
-            let channels = (4 * q..(4 * q + 4).min(self.in_channels)).collect::<Vec<_>>();
+            let channels = (4 * q..(4 * q + 4).min(self.shape.in_channels)).collect::<Vec<_>>();
             for y in 0..h {
                 let yy = y + pad;
                 if s == 1 {
@@ -132,7 +125,7 @@ impl DirectConvI8 {
             weights: &args.weights[b * steps * ROWS..(b + 1) * steps * ROWS],
             bias,
             scale,
-            rows: (self.out_channels - b * ROWS).min(ROWS),
+            rows: (self.shape.out_channels - b * ROWS).min(ROWS),
             zero_point: self.y_zero,
         }
     }
@@ -154,7 +147,7 @@ impl DirectConvI8 {
         let kernel = self.kernel;
         let (out_h, out_w) = self.out_hw();
         let hw = out_h * out_w;
-        let blocks = self.out_channels.div_ceil(ROWS);
+        let blocks = self.shape.out_channels.div_ceil(ROWS);
         if self.in_place() {
             let (q0, q1) = (r * per_run * WIDTH, ((r + 1) * per_run * WIDTH).min(hw));
             // Tiles whose input stays in L2; in each, one block after another, so that a
@@ -319,8 +312,8 @@ impl EvalOp for DirectConvI8 {
         let wanted = 4 + self.with_addend as usize;
         anyhow::ensure!(inputs.len() == wanted, "DirectConvI8 takes {wanted} inputs");
         let (out_h, out_w) = self.out_hw();
-        let blocks = self.out_channels.div_ceil(ROWS);
-        let steps = self.quads() * self.side * self.side;
+        let blocks = self.shape.out_channels.div_ceil(ROWS);
+        let steps = self.quads() * self.shape.side * self.shape.side;
         anyhow::ensure!(
             inputs[0].datum_type().unquantized() == DatumType::U8,
             "DirectConvI8: the image is not u8"
@@ -339,12 +332,13 @@ impl EvalOp for DirectConvI8 {
             None => None,
         };
         anyhow::ensure!(
-            x.len() == self.in_channels * self.height * self.width
+            x.len() == self.shape.in_channels * self.shape.height * self.shape.width
                 && weights.len() == blocks * steps * ROWS
                 && bias.len() == blocks * ROWS
                 && scales.len() == blocks * ROWS
-                && self.out_shape.iter().product::<usize>() == self.out_channels * out_h * out_w
-                && addend.is_none_or(|a| a.len() == self.out_channels * out_h * out_w)
+                && self.out_shape.iter().product::<usize>()
+                    == self.shape.out_channels * out_h * out_w
+                && addend.is_none_or(|a| a.len() == self.shape.out_channels * out_h * out_w)
                 && (self.dequantize.is_none() || self.in_place()),
             "DirectConvI8: inputs do not match {self:?}"
         );
@@ -399,18 +393,9 @@ impl TypedOp for DirectConvI8 {
 
 /// A quantized convolution found in the decluttered graph.
 struct Found {
-    in_channels: usize,
-    out_channels: usize,
-    height: usize,
-    width: usize,
-    side: usize,
-    stride: usize,
+    shape: Shape,
     /// The 9 inputs past the image: weights, bias, x0, x scale, w0, w scale, y0, y scale.
     params: [OutletId; 8],
-}
-
-fn chw_u8(fact: &TypedFact) -> Option<(usize, usize, usize)> {
-    chw_of(fact, DatumType::U8)
 }
 
 fn params_of(node: &TypedNode) -> Option<[OutletId; 8]> {
@@ -422,56 +407,18 @@ fn params_of(node: &TypedNode) -> Option<[OutletId; 8]> {
 
 /// A "same"-padded, ungrouped quantized `Conv` with a square odd kernel, stride 1 or 2.
 fn as_conv(model: &TypedModel, node: &TypedNode) -> Option<Found> {
-    let conv = node.op_as::<Conv>()?;
-    let spec = &conv.pool_spec;
-    let (side, stride) = same_padded(conv)?;
-    let pad = side / 2;
-    conv.q_params?;
-    let (in_channels, height, width) = chw_u8(model.outlet_fact(node.inputs[0]).ok()?)?;
-    let out_channels = spec.output_channels;
-    let span = |d: usize| (d + 2 * pad - side) / stride + 1;
-    if chw_u8(&node.outputs[0].fact)? != (out_channels, span(height), span(width)) {
-        return None;
-    }
+    node.op_as::<Conv>()?.q_params?;
     Some(Found {
-        in_channels,
-        out_channels,
-        height,
-        width,
-        side,
-        stride,
+        shape: conv_shape(model, node, DatumType::U8)?,
         params: params_of(node)?,
     })
 }
 
-/// A quantized 1x1 convolution as tract's declutter leaves it: `EinSum` of a u8
-/// `[.., I, H, W]` image and `[O, I]` weights into `[.., O, H, W]`.
+/// A quantized 1x1 convolution as tract's declutter leaves it ([`pointwise_shape`]) over u8.
 fn as_pointwise(model: &TypedModel, node: &TypedNode) -> Option<Found> {
-    let einsum = node.op_as::<EinSum>()?;
-    let expr = einsum.axes.to_string();
-    let (inputs, output) = expr.split_once("->")?;
-    // The image, the filters, then the quantization parameters' axes.
-    let mut operands = inputs.split(',');
-    let (image, filters) = (operands.next()?, operands.next()?);
-    let known = image.ends_with("IHW")
-        && filters == "OI"
-        && output.ends_with("OHW")
-        && einsum.q_params.is_some();
-    if !known {
-        return None;
-    }
-    let (in_channels, height, width) = chw_u8(model.outlet_fact(node.inputs[0]).ok()?)?;
-    let (out_channels, h, w) = chw_u8(&node.outputs[0].fact)?;
-    if (h, w) != (height, width) {
-        return None;
-    }
+    node.op_as::<EinSum>()?.q_params?;
     Some(Found {
-        in_channels,
-        out_channels,
-        height,
-        width,
-        side: 1,
-        stride: 1,
+        shape: pointwise_shape(model, node, DatumType::U8)?,
         params: params_of(node)?,
     })
 }
@@ -497,7 +444,11 @@ struct Swap {
 /// zero point and scale, one weight scale or one per output channel, a bias or none.
 fn direct_op(model: &TypedModel, node: &TypedNode, found: &Found, kernel: Kernel) -> Option<Swap> {
     let [w, bias, x0, x_scale, w0, w_scale, y0, y_scale] = found.params;
-    let (o, i, side) = (found.out_channels, found.in_channels, found.side);
+    let (o, i, side) = (
+        found.shape.out_channels,
+        found.shape.in_channels,
+        found.shape.side,
+    );
     let w_fact = model.outlet_fact(w).ok()?;
     if w_fact.datum_type.unquantized() != DatumType::I8
         || w_fact.shape.as_concrete()?.iter().product::<usize>() != o * i * side * side
@@ -547,12 +498,7 @@ fn direct_op(model: &TypedModel, node: &TypedNode, found: &Found, kernel: Kernel
     bias_adj.resize(blocks * ROWS, 0);
     scales.resize(blocks * ROWS, 1.0);
     let op = DirectConvI8 {
-        in_channels: i,
-        out_channels: o,
-        height: found.height,
-        width: found.width,
-        side,
-        stride: found.stride,
+        shape: found.shape,
         x_zero,
         y_zero,
         dequantize: None,

@@ -25,6 +25,8 @@
 //! and one output zero point and scale; others stay tract's.
 
 use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Shape};
+use super::fast_quantize::quantize_u8;
+use super::fast_scale_shift::FastScaleShift;
 use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
@@ -57,6 +59,71 @@ pub struct DirectConvI8 {
     pub out_dt: DatumType,
     pub out_shape: TVec<usize>,
     pub kernel: Kernel,
+    /// When the input is f32: what turns it into the u8 image, done as it is laid out in quads
+    /// (taken in from the ops before, [`super::quantize_into_conv`]).
+    pub prelude: Option<Prelude>,
+}
+
+/// A batch norm and ReLU ([`FastScaleShift`], optional) then the quantization to u8
+/// ([`quantize_u8`], to the layer's `x_zero`) of an f32 input, done line by line as the input
+/// is laid out in quads. With a batch norm, the last inputs are its per-channel scales and
+/// shifts, and the floor when it is floored (the ReLU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prelude {
+    /// `Some(floored)` with a batch norm.
+    pub batch_norm: Option<bool>,
+    /// The quantization's multiplier (the reciprocal of its scale), as f32 bits.
+    pub quantize: u32,
+}
+
+/// Where the input's u8 lines come from.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    Floats {
+        x: &'a [f32],
+        multiplier: f32,
+        zero_point: u8,
+        /// The batch norm's op (its period a plane), scales, shifts and floor.
+        batch_norm: Option<(FastScaleShift, &'a [f32], &'a [f32], f32)>,
+    },
+}
+
+impl Source<'_> {
+    /// Channel `c`'s plane of `len` values as u8, computed into `buf` from f32 by the separate
+    /// ops' own code (so to the same bytes). A whole plane at a time: per line, the calls
+    /// cost as much as the work on the small maps.
+    fn plane<'b>(&'b self, c: usize, len: usize, buf: &'b mut PlaneBuf) -> &'b [u8] {
+        let at = c * len;
+        match self {
+            Source::Bytes(x) => &x[at..at + len],
+            Source::Floats {
+                x,
+                multiplier,
+                zero_point,
+                batch_norm,
+            } => {
+                buf.floats.resize(len, 0.0);
+                buf.bytes.resize(len, 0);
+                let plane = &x[at..at + len];
+                let plane = match batch_norm {
+                    Some((op, s, t, floor)) => {
+                        op.fill(plane, s, t, *floor, c, &mut buf.floats);
+                        &buf.floats[..]
+                    }
+                    None => plane,
+                };
+                quantize_u8(plane, &mut buf.bytes, *multiplier, *zero_point);
+                &buf.bytes
+            }
+        }
+    }
+}
+
+/// One plane's scratch for [`Source::plane`].
+#[derive(Default)]
+struct PlaneBuf {
+    floats: Vec<f32>,
+    bytes: Vec<u8>,
 }
 
 impl Geometry for DirectConvI8 {
@@ -73,42 +140,59 @@ impl DirectConvI8 {
     /// The input in quads: position `p` of quad `q`'s (phase) plane holds channels `4q..4q+4`
     /// at bytes `(q * planes + p) * 4 ..`, bordered and padded with the input's zero point.
     /// Reads run on past the last plane through the dropped columns, by less than a row and a
-    /// kernel side, so that much more is allocated.
-    fn quad_input(&self, x: &[u8]) -> Vec<u8> {
-        let (h, w, pad, s) = (
-            self.shape.height,
-            self.shape.width,
-            self.pad(),
-            self.shape.stride,
-        );
+    /// kernel side, so that much more is allocated. Quads are shared out among `threads`.
+    fn quad_input(&self, src: &Source, threads: usize) -> anyhow::Result<Vec<u8>> {
+        let Shape {
+            in_channels,
+            height: h,
+            width: w,
+            stride: s,
+            side,
+            ..
+        } = self.shape;
+        let pad = self.pad();
         let (row, plane) = (self.padded_row(), self.padded_plane());
         let per_quad = s * s * plane;
-        let mut out = vec![self.x_zero; (self.quads() * per_quad + row + self.shape.side) * 4];
-        for q in 0..self.quads() {
-            let base = q * per_quad;
-            let channels = (4 * q..(4 * q + 4).min(self.shape.in_channels)).collect::<Vec<_>>();
+        let mut out = vec![self.x_zero; (self.quads() * per_quad + row + side) * 4];
+        let planes = OutBytes::new(&mut out);
+        let fill_quad = |q: usize| {
+            // SAFETY: each task writes its own quad's planes.
+            let dst = unsafe { planes.run_mut(q * per_quad * 4, per_quad * 4) };
+            let channels = 4 * q..(4 * q + 4).min(in_channels);
+            let mut bufs: [PlaneBuf; 4] = Default::default();
+            let mut planes: [&[u8]; 4] = [&[]; 4];
+            for ((c, buf), plane) in channels.clone().zip(&mut bufs).zip(&mut planes) {
+                *plane = src.plane(c, h * w, buf);
+            }
+            let planes = &planes[..channels.len()];
             for y in 0..h {
                 let yy = y + pad;
+                let mut lines: [&[u8]; 4] = [&[]; 4];
+                for (line, plane) in lines.iter_mut().zip(planes) {
+                    *line = &plane[y * w..(y + 1) * w];
+                }
+                let lines = &lines[..planes.len()];
                 if s == 1 {
-                    let at = (base + yy * row + pad) * 4;
-                    let lines: Vec<&[u8]> = channels
-                        .iter()
-                        .map(|c| &x[(c * h + y) * w..][..w])
-                        .collect();
-                    interleave(&lines, &mut out[at..at + 4 * w]);
+                    let at = (yy * row + pad) * 4;
+                    interleave(lines, &mut dst[at..at + 4 * w]);
                     continue;
                 }
-                for (j, c) in channels.iter().enumerate() {
-                    let line = &x[(c * h + y) * w..][..w];
+                for (j, line) in lines.iter().enumerate() {
                     for (xc, v) in line.iter().enumerate() {
                         let xx = xc + pad;
                         let phase = (yy % s) * s + xx % s;
-                        out[(base + phase * plane + yy / s * row + xx / s) * 4 + j] = *v;
+                        dst[(phase * plane + yy / s * row + xx / s) * 4 + j] = *v;
                     }
                 }
             }
-        }
-        out
+        };
+        let split = threads > 1 && in_channels * h * w >= PARALLEL_LAYOUT;
+        let tasks = if split { self.quads() } else { 1 };
+        for_each_task(tasks, &|t| match tasks {
+            1 => (0..self.quads()).for_each(fill_quad),
+            _ => fill_quad(t),
+        })?;
+        Ok(out)
     }
 
     /// Block `b`'s weights, bias and multipliers over `input`.
@@ -254,6 +338,10 @@ thread_local! {
 /// split every layer).
 const PARALLEL_MACS: usize = if cfg!(test) { 1 } else { 1 << 19 };
 
+/// Input values below which a layer lays out its input in quads on one thread (tests split
+/// every layer).
+const PARALLEL_LAYOUT: usize = if cfg!(test) { 1 } else { 1 << 15 };
+
 /// Input bytes of a 1x1 layer's tile of positions: a quarter of a 2 MB L2.
 const TILE_BYTES: usize = 512 << 10;
 
@@ -309,30 +397,76 @@ impl Op for DirectConvI8 {
 
 impl EvalOp for DirectConvI8 {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let wanted = 4 + self.with_addend as usize;
+        let batch_norm = self.prelude.and_then(|p| p.batch_norm);
+        let extras = match batch_norm {
+            Some(floored) => 2 + floored as usize,
+            None => 0,
+        };
+        let wanted = 4 + self.with_addend as usize + extras;
         anyhow::ensure!(inputs.len() == wanted, "DirectConvI8 takes {wanted} inputs");
         let (out_h, out_w) = self.out_hw();
         let blocks = self.shape.out_channels.div_ceil(ROWS);
         let steps = self.quads() * self.shape.side * self.shape.side;
+        let image_dt = match self.prelude {
+            Some(_) => DatumType::F32,
+            None => DatumType::U8,
+        };
         anyhow::ensure!(
-            inputs[0].datum_type().unquantized() == DatumType::U8,
-            "DirectConvI8: the image is not u8"
+            inputs[0].datum_type().unquantized() == image_dt,
+            "DirectConvI8: the image is not {image_dt:?}"
         );
         let views: Vec<_> = inputs
             .iter()
             .map(|t| t.try_as_plain_ram())
             .collect::<TractResult<_>>()?;
-        // SAFETY: u8 checked above (its quantized form has the same bytes).
-        let x = unsafe { views[0].as_slice_unchecked::<u8>() };
         let weights = views[1].as_slice::<i32>()?;
         let bias = views[2].as_slice::<i32>()?;
         let scales = views[3].as_slice::<f32>()?;
-        let addend = match views.get(4) {
-            Some(a) => Some(a.as_slice::<f32>()?),
-            None => None,
+        let addend = match self.with_addend {
+            true => Some(views[4].as_slice::<f32>()?),
+            false => None,
+        };
+        let hw = self.shape.height * self.shape.width;
+        let src = match self.prelude {
+            // SAFETY: u8 checked above (its quantized form has the same bytes).
+            None => Source::Bytes(unsafe { views[0].as_slice_unchecked::<u8>() }),
+            Some(prelude) => {
+                let extra = &views[4 + self.with_addend as usize..];
+                let batch_norm = match batch_norm {
+                    Some(floored) => {
+                        let (s, t) = (extra[0].as_slice::<f32>()?, extra[1].as_slice::<f32>()?);
+                        let floor = match floored {
+                            true => *extra[2].as_slice::<f32>()?.first().context("no floor")?,
+                            false => f32::MIN,
+                        };
+                        anyhow::ensure!(
+                            s.len() == self.shape.in_channels && t.len() == s.len(),
+                            "DirectConvI8: {} batch norm scales for {} channels",
+                            s.len(),
+                            self.shape.in_channels
+                        );
+                        let op = FastScaleShift {
+                            period: hw,
+                            floored,
+                        };
+                        Some((op, s, t, floor))
+                    }
+                    None => None,
+                };
+                Source::Floats {
+                    x: views[0].as_slice::<f32>()?,
+                    multiplier: f32::from_bits(prelude.quantize),
+                    zero_point: self.x_zero,
+                    batch_norm,
+                }
+            }
+        };
+        let image_len = match &src {
+            Source::Bytes(x) => x.len(),
+            Source::Floats { x, .. } => x.len(),
         };
         anyhow::ensure!(
-            x.len() == self.shape.in_channels * self.shape.height * self.shape.width
+            image_len == self.shape.in_channels * hw
                 && weights.len() == blocks * steps * ROWS
                 && bias.len() == blocks * ROWS
                 && scales.len() == blocks * ROWS
@@ -342,7 +476,8 @@ impl EvalOp for DirectConvI8 {
                 && (self.dequantize.is_none() || self.in_place()),
             "DirectConvI8: inputs do not match {self:?}"
         );
-        let quads = self.quad_input(x);
+        let threads = executor_threads();
+        let quads = self.quad_input(&src, threads)?;
         let offsets = self.offsets(self.quads());
         let args = Args {
             input: &quads,
@@ -370,7 +505,7 @@ impl EvalOp for DirectConvI8 {
                 true => (out_h * out_w).div_ceil(WIDTH),
                 false => out_h,
             };
-            let (per_run, runs) = self.runs(executor_threads(), units);
+            let (per_run, runs) = self.runs(threads, units);
             for_each_task(runs, &|r| self.fill_run(&args, per_run, r, out))?;
         }
         Ok(tvec!(output.into_tvalue()))
@@ -506,6 +641,7 @@ fn direct_op(model: &TypedModel, node: &TypedNode, found: &Found, kernel: Kernel
         out_dt: node.outputs[0].fact.datum_type,
         out_shape: node.outputs[0].fact.shape.as_concrete()?.into(),
         kernel,
+        prelude: None,
     };
     Some(Swap {
         op,
@@ -631,6 +767,7 @@ mod tests {
             x_zero: x0,
             y_zero: 120,
             residual: false,
+            batch_norm: false,
         }
     }
 

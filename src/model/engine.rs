@@ -246,7 +246,7 @@ impl PoseModel {
     /// the plan the previous one left.
     fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
         type Rewrite = fn(&mut TypedModel) -> TractResult<usize>;
-        let rewrites: [(&str, Rewrite); 10] = [
+        let rewrites: [(&str, Rewrite); 11] = [
             (
                 "residual adds out of matrix products",
                 super::unfused_add::swap_in,
@@ -259,6 +259,10 @@ impl PoseModel {
             ("max pools", super::fast_pool::swap_in),
             ("batch norms", super::fast_scale_shift::swap_in),
             ("dequantizations", super::fast_dequantize::swap_in),
+            (
+                "quantizations into int8 convolutions",
+                super::quantize_into_conv::swap_in,
+            ),
             ("int8 im2cols", super::fast_im2col::swap_in),
             ("int8 packs", super::fast_pack::swap_in),
             ("per-channel requantizations", super::fast_requant::swap_in),

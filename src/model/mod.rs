@@ -22,6 +22,7 @@ mod joints;
 mod knobs;
 mod nnef;
 mod precision;
+mod quantize_into_conv;
 mod relu_into_product;
 mod sidecar;
 mod spin_team;

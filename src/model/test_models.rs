@@ -48,6 +48,9 @@ pub struct QuantizedConv {
     pub y_zero: u8,
     /// The float input added to the dequantized output (a residual; same shape needed).
     pub residual: bool,
+    /// A per-channel batch norm and ReLU before the quantization (a residual module's
+    /// pre-activation; the residual adds the raw input).
+    pub batch_norm: bool,
 }
 
 impl QuantizedConv {
@@ -67,7 +70,7 @@ impl QuantizedConv {
             .flat_map(|o| ((o * 97 % 400) as i32 - 200).to_le_bytes())
             .collect();
         let f = |v: f32| v.to_le_bytes().to_vec();
-        let initializer = vec![
+        let mut initializer = vec![
             onnx_tensor("x_scale", &[], DataType::Float, f(1.0 / 64.0)),
             onnx_tensor("x_zero", &[], DataType::Uint8, vec![self.x_zero]),
             onnx_tensor("w", &[cout, cin, side, side], DataType::Int8, weights),
@@ -94,11 +97,25 @@ impl QuantizedConv {
             ints("strides", vec![self.stride; 2]),
         ];
         let span = |d: i64| (d + 2 * pad - side) / self.stride + 1;
-        let mut node = vec![
-            onnx_node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq"),
+        let mut node = vec![];
+        let mut quantized = "x";
+        if self.batch_norm {
+            let per_channel = |name: &str, v: &dyn Fn(i64) -> f32| {
+                let bytes = (0..cin).flat_map(|c| v(c).to_le_bytes()).collect();
+                onnx_tensor(name, &[cin, 1, 1], DataType::Float, bytes)
+            };
+            initializer.push(per_channel("bn_scale", &|c| 0.6 + (c % 7) as f32 * 0.13));
+            initializer.push(per_channel("bn_shift", &|c| (c % 5) as f32 * 0.21 - 0.4));
+            node.push(onnx_node("Mul", &["x", "bn_scale"], "bn_scaled"));
+            node.push(onnx_node("Add", &["bn_scaled", "bn_shift"], "bn"));
+            node.push(onnx_node("Relu", &["bn"], "bn_relu"));
+            quantized = "bn_relu";
+        }
+        node.extend([
+            onnx_node("QuantizeLinear", &[quantized, "x_scale", "x_zero"], "xq"),
             conv,
             onnx_node("DequantizeLinear", &["yq", "y_scale", "y_zero"], "yd"),
-        ];
+        ]);
         node.push(match self.residual {
             true => onnx_node("Add", &["yd", "x"], "y"),
             false => onnx_node("Identity", &["yd"], "y"),

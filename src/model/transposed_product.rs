@@ -166,6 +166,7 @@ mod tests {
             x_zero: 128,
             y_zero: 120,
             residual: false,
+            batch_norm: false,
         }
         .model();
         super::super::flat_pointwise::flatten(&mut model).unwrap();

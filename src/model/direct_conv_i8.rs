@@ -83,17 +83,16 @@ enum Source<'a> {
         x: &'a [f32],
         multiplier: f32,
         zero_point: u8,
-        /// The batch norm's op (its period a plane), scales, shifts and floor.
+        /// The batch norm's op (its period unused), scales, shifts and floor.
         batch_norm: Option<(FastScaleShift, &'a [f32], &'a [f32], f32)>,
     },
 }
 
 impl Source<'_> {
-    /// Channel `c`'s plane of `len` values as u8, computed into `buf` from f32 by the separate
-    /// ops' own code (so to the same bytes). A whole plane at a time: per line, the calls
-    /// cost as much as the work on the small maps.
-    fn plane<'b>(&'b self, c: usize, len: usize, buf: &'b mut PlaneBuf) -> &'b [u8] {
-        let at = c * len;
+    /// Values `at..at + len` (of channel `c`) as u8, computed into `buf` from f32 by the
+    /// separate ops' own code (so to the same bytes). Whole bands of rows at a time: per line,
+    /// the calls cost as much as the work on the small maps.
+    fn span<'b>(&'b self, at: usize, len: usize, c: usize, buf: &'b mut PlaneBuf) -> &'b [u8] {
         match self {
             Source::Bytes(x) => &x[at..at + len],
             Source::Floats {
@@ -104,22 +103,26 @@ impl Source<'_> {
             } => {
                 buf.floats.resize(len, 0.0);
                 buf.bytes.resize(len, 0);
-                let plane = &x[at..at + len];
-                let plane = match batch_norm {
+                let span = &x[at..at + len];
+                let span = match batch_norm {
                     Some((op, s, t, floor)) => {
-                        op.fill(plane, s, t, *floor, c, &mut buf.floats);
+                        let op = FastScaleShift {
+                            period: len,
+                            ..op.clone()
+                        };
+                        op.fill(span, s, t, *floor, c, &mut buf.floats);
                         &buf.floats[..]
                     }
-                    None => plane,
+                    None => span,
                 };
-                quantize_u8(plane, &mut buf.bytes, *multiplier, *zero_point);
+                quantize_u8(span, &mut buf.bytes, *multiplier, *zero_point);
                 &buf.bytes
             }
         }
     }
 }
 
-/// One plane's scratch for [`Source::plane`].
+/// One span's scratch for [`Source::span`].
 #[derive(Default)]
 struct PlaneBuf {
     floats: Vec<f32>,
@@ -140,7 +143,8 @@ impl DirectConvI8 {
     /// The input in quads: position `p` of quad `q`'s (phase) plane holds channels `4q..4q+4`
     /// at bytes `(q * planes + p) * 4 ..`, bordered and padded with the input's zero point.
     /// Reads run on past the last plane through the dropped columns, by less than a row and a
-    /// kernel side, so that much more is allocated. Quads are shared out among `threads`.
+    /// kernel side, so that much more is allocated. Quads (and bands of rows, when there are
+    /// few quads, as in the stem) are shared out among `threads`.
     fn quad_input(&self, src: &Source, threads: usize) -> anyhow::Result<Vec<u8>> {
         let Shape {
             in_channels,
@@ -153,44 +157,57 @@ impl DirectConvI8 {
         let pad = self.pad();
         let (row, plane) = (self.padded_row(), self.padded_plane());
         let per_quad = s * s * plane;
-        let mut out = vec![self.x_zero; (self.quads() * per_quad + row + side) * 4];
-        let planes = OutBytes::new(&mut out);
-        let fill_quad = |q: usize| {
-            // SAFETY: each task writes its own quad's planes.
-            let dst = unsafe { planes.run_mut(q * per_quad * 4, per_quad * 4) };
+        let quads = self.quads();
+        let mut out = vec![self.x_zero; (quads * per_quad + row + side) * 4];
+        let dst = OutBytes::new(&mut out);
+        let split = threads > 1 && in_channels * h * w >= PARALLEL_LAYOUT;
+        let bands = match split {
+            true => (2 * threads).div_ceil(quads).min(h),
+            false => 1,
+        };
+        let band = h.div_ceil(bands);
+        // Rows y0..y1 of quad q.
+        let fill = |q: usize, y0: usize, y1: usize| {
             let channels = 4 * q..(4 * q + 4).min(in_channels);
             let mut bufs: [PlaneBuf; 4] = Default::default();
-            let mut planes: [&[u8]; 4] = [&[]; 4];
-            for ((c, buf), plane) in channels.clone().zip(&mut bufs).zip(&mut planes) {
-                *plane = src.plane(c, h * w, buf);
+            let mut spans: [&[u8]; 4] = [&[]; 4];
+            for ((c, buf), span) in channels.clone().zip(&mut bufs).zip(&mut spans) {
+                *span = src.span(c * h * w + y0 * w, (y1 - y0) * w, c, buf);
             }
-            let planes = &planes[..channels.len()];
-            for y in 0..h {
+            let spans = &spans[..channels.len()];
+            // (A quad short of channels keeps the zero point in their bytes.)
+            let mut quad_line = vec![self.x_zero; 4 * w];
+            for y in y0..y1 {
                 let yy = y + pad;
                 let mut lines: [&[u8]; 4] = [&[]; 4];
-                for (line, plane) in lines.iter_mut().zip(planes) {
-                    *line = &plane[y * w..(y + 1) * w];
+                for (line, span) in lines.iter_mut().zip(spans) {
+                    *line = &span[(y - y0) * w..(y - y0 + 1) * w];
                 }
-                let lines = &lines[..planes.len()];
+                let lines = &lines[..spans.len()];
+                let base = q * per_quad + yy / s * row;
                 if s == 1 {
-                    let at = (yy * row + pad) * 4;
-                    interleave(lines, &mut dst[at..at + 4 * w]);
+                    // SAFETY: each task writes its own rows of its own quad.
+                    let at = unsafe { dst.run_mut((base + pad) * 4, 4 * w) };
+                    interleave(lines, at);
                     continue;
                 }
-                for (j, line) in lines.iter().enumerate() {
-                    for (xc, v) in line.iter().enumerate() {
-                        let xx = xc + pad;
-                        let phase = (yy % s) * s + xx % s;
-                        dst[(phase * plane + yy / s * row + xx / s) * 4 + j] = *v;
+                // Stride 2: the line in quads, then its even and odd columns to their phases.
+                interleave(lines, &mut quad_line);
+                for px in 0..s {
+                    let phase = (yy % s) * s + px;
+                    // SAFETY: as above (one phase row of one input row).
+                    let at = unsafe { dst.run_mut((base + phase * plane) * 4, row * 4) };
+                    let first = (s + px - pad % s) % s;
+                    for xc in (first..w).step_by(s) {
+                        let xx = (xc + pad) / s;
+                        at[xx * 4..xx * 4 + 4].copy_from_slice(&quad_line[xc * 4..xc * 4 + 4]);
                     }
                 }
             }
         };
-        let split = threads > 1 && in_channels * h * w >= PARALLEL_LAYOUT;
-        let tasks = if split { self.quads() } else { 1 };
-        for_each_task(tasks, &|t| match tasks {
-            1 => (0..self.quads()).for_each(fill_quad),
-            _ => fill_quad(t),
+        for_each_task(quads * bands, &|t| {
+            let (q, b) = (t / bands, t % bands);
+            fill(q, b * band, ((b + 1) * band).min(h));
         })?;
         Ok(out)
     }

@@ -213,21 +213,42 @@ impl DirectConvI8 {
     }
 
     /// Block `b`'s weights, bias and multipliers over `input`.
-    fn block<'a>(&self, args: &Args<'a>, input: &'a [u8], b: usize) -> Block<'a> {
-        let steps = args.offsets.len();
+    fn block<'a>(&self, args: &Args<'a>, input: Input<'a>, b: usize) -> Block<'a> {
+        let steps = input.offsets.len();
         let mut bias = [0i32; ROWS];
         bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
         let mut scale = [0f32; ROWS];
         scale.copy_from_slice(&args.scales[b * ROWS..(b + 1) * ROWS]);
         Block {
-            input,
-            offsets: args.offsets,
-            max_offset: args.max_offset,
+            input: input.quads,
+            offsets: input.offsets,
+            max_offset: input.max_offset,
             weights: &args.weights[b * steps * ROWS..(b + 1) * steps * ROWS],
             bias,
             scale,
             rows: (self.shape.out_channels - b * ROWS).min(ROWS),
             zero_point: self.y_zero,
+        }
+    }
+
+    /// A 1x1 layer's input at positions `p0..p0 + len` in quads, into `tile` (quad `q` at
+    /// bytes `q * len * 4..`), through `tile`'s span buffers.
+    fn quad_tile(&self, src: &Source, p0: usize, len: usize, tile: &mut TileBuf) {
+        let (channels, hw) = (self.shape.in_channels, self.shape.height * self.shape.width);
+        let quads = self.quads();
+        tile.quads.resize(quads * len * 4, 0);
+        if channels % 4 != 0 {
+            // The last quad's missing channels read as the zero point (their weights are 0).
+            tile.quads[(quads - 1) * len * 4..].fill(self.x_zero);
+        }
+        for (q, dst) in tile.quads.chunks_exact_mut(len * 4).enumerate() {
+            let mut spans: [&[u8]; 4] = [&[]; 4];
+            let mut n = 0;
+            for (c, buf) in (4 * q..(4 * q + 4).min(channels)).zip(&mut tile.spans) {
+                spans[n] = src.span(c * hw + p0, len, c, buf);
+                n += 1;
+            }
+            interleave(&spans[..n], dst);
         }
     }
 
@@ -251,21 +272,31 @@ impl DirectConvI8 {
         let blocks = self.shape.out_channels.div_ceil(ROWS);
         if self.in_place() {
             let (q0, q1) = (r * per_run * WIDTH, ((r + 1) * per_run * WIDTH).min(hw));
-            // Tiles whose input stays in L2; in each, one block after another, so that a
-            // block's weights stay in L1 and its output rows are written in long runs.
+            // Tiles whose input stays in L2, laid out in quads by this thread just before it
+            // reads them (no wait for the other threads, no full-size copy); in each, one block
+            // after another, so that a block's weights stay in L1 and its output rows are
+            // written in long runs.
             let tile = (TILE_BYTES / (self.quads() * 4) / WIDTH).max(1) * WIDTH;
-            for t0 in (q0..q1).step_by(tile) {
-                let t1 = (t0 + tile).min(q1);
-                for b in 0..blocks {
-                    let block = self.block(args, args.input, b);
-                    for p0 in (t0..t1).step_by(WIDTH) {
-                        // SAFETY: this run alone writes positions q0..q1.
-                        unsafe {
-                            kernel.run(&block, p0, WIDTH.min(t1 - p0), out.skip(b * ROWS * hw), hw)
-                        };
+            TILE.with_borrow_mut(|buf| {
+                for t0 in (q0..q1).step_by(tile) {
+                    let len = tile.min(q1 - t0);
+                    self.quad_tile(args.source, t0, len, buf);
+                    let offsets: Vec<usize> = (0..self.quads()).map(|q| q * len).collect();
+                    let input = Input {
+                        quads: &buf.quads,
+                        offsets: &offsets,
+                        max_offset: (self.quads() - 1) * len,
+                    };
+                    for b in 0..blocks {
+                        let block = self.block(args, input, b);
+                        let out = out.skip(b * ROWS * hw + t0);
+                        for p0 in (0..len).step_by(WIDTH) {
+                            // SAFETY: this run alone writes positions q0..q1.
+                            unsafe { kernel.run(&block, p0, WIDTH.min(len - p0), out, hw) };
+                        }
                     }
                 }
-            }
+            });
             return;
         }
         // Whole rows of the bordered planes (the columns past the output's width dropped),
@@ -276,7 +307,10 @@ impl DirectConvI8 {
         let row = self.padded_row();
         let (y0, y1) = (r * per_run, ((r + 1) * per_run).min(out_h));
         let len = (y1 - y0) * row;
-        let input = &args.input[y0 * row * 4..];
+        let input = Input {
+            quads: &args.input.quads[y0 * row * 4..],
+            ..args.input
+        };
         SCRATCH.with_borrow_mut(|scratch| {
             if scratch.len() < ROWS * len {
                 scratch.resize(ROWS * len, 0);
@@ -349,6 +383,15 @@ mod x86 {
 thread_local! {
     /// Each thread's scratch buffer for runs of bordered positions, kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's tile of a 1x1 layer's input in quads, and the spans it is made from.
+    static TILE: std::cell::RefCell<TileBuf> = std::cell::RefCell::new(TileBuf::default());
+}
+
+/// A 1x1 layer's tile of input in quads ([`DirectConvI8::quad_tile`]).
+#[derive(Default)]
+struct TileBuf {
+    quads: Vec<u8>,
+    spans: [PlaneBuf; 4],
 }
 
 /// Multiply-adds below which a layer stays on one thread (as for the f32 convolutions; tests
@@ -359,13 +402,22 @@ const PARALLEL_MACS: usize = if cfg!(test) { 1 } else { 1 << 19 };
 /// every layer).
 const PARALLEL_LAYOUT: usize = if cfg!(test) { 1 } else { 1 << 15 };
 
-/// Input bytes of a 1x1 layer's tile of positions: a quarter of a 2 MB L2.
-const TILE_BYTES: usize = 512 << 10;
+/// Input bytes of a 1x1 layer's tile of positions: a quarter of a 2 MB L2 (tests: 2 KB, so
+/// that their small layers run over several tiles, the last one partial).
+const TILE_BYTES: usize = if cfg!(test) { 2 << 10 } else { 512 << 10 };
 
-struct Args<'a> {
-    input: &'a [u8],
+/// The input as the kernel reads it: quads, and the steps' offsets into them.
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    quads: &'a [u8],
     offsets: &'a [usize],
     max_offset: usize,
+}
+
+struct Args<'a> {
+    /// The whole input in quads, for a bordered layer (1x1 layers lay out tiles as they go).
+    input: Input<'a>,
+    source: &'a Source<'a>,
     weights: &'a [i32],
     bias: &'a [i32],
     scales: &'a [f32],
@@ -494,12 +546,18 @@ impl EvalOp for DirectConvI8 {
             "DirectConvI8: inputs do not match {self:?}"
         );
         let threads = executor_threads();
-        let quads = self.quad_input(&src, threads)?;
+        let quads = match self.in_place() {
+            true => vec![],
+            false => self.quad_input(&src, threads)?,
+        };
         let offsets = self.offsets(self.quads());
         let args = Args {
-            input: &quads,
-            max_offset: offsets.iter().copied().max().unwrap_or(0),
-            offsets: &offsets,
+            input: Input {
+                quads: &quads,
+                max_offset: offsets.iter().copied().max().unwrap_or(0),
+                offsets: &offsets,
+            },
+            source: &src,
             weights,
             bias,
             scales,

@@ -85,8 +85,14 @@ pub trait Geometry {
     /// past the output position, over `planes` bordered input planes (channels, or groups of
     /// channels stored together).
     fn offsets(&self, planes: usize) -> Vec<usize> {
+        self.offsets_over(planes, self.padded_plane())
+    }
+
+    /// [`Geometry::offsets`] over (phase) planes of `plane` positions each: a band of whole
+    /// padded rows rather than the whole bordered input.
+    fn offsets_over(&self, planes: usize, plane: usize) -> Vec<usize> {
         let Shape { side, stride, .. } = self.shape();
-        let (row, plane) = (self.padded_row(), self.padded_plane());
+        let row = self.padded_row();
         let mut offsets = Vec::with_capacity(planes * side * side);
         for c in 0..planes {
             for dy in 0..side {

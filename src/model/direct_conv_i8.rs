@@ -252,6 +252,45 @@ impl DirectConvI8 {
         }
     }
 
+    /// The padded rows that output rows `y0..y1` of a stride-1 bordered layer read, in quads
+    /// with the border's zero point, into `band` (quad `q` at positions `q * plane..`, the
+    /// band's first row holding padded row `y0`; then a row and a kernel side more for the
+    /// reads that run on). Returns `plane`.
+    fn quad_band(&self, src: &Source, y0: usize, y1: usize, band: &mut TileBuf) -> usize {
+        let Shape {
+            in_channels,
+            height: h,
+            width: w,
+            side,
+            ..
+        } = self.shape;
+        let (pad, row) = (self.pad(), self.padded_row());
+        let plane = (y1 - y0 + 2 * pad) * row;
+        let quads = self.quads();
+        band.quads.clear();
+        band.quads
+            .resize((quads * plane + row + side) * 4, self.x_zero);
+        // Input rows ya..yb are padded rows ya + pad..yb + pad.
+        let (ya, yb) = (y0.saturating_sub(pad), (y1 + pad).min(h));
+        for q in 0..quads {
+            let mut spans: [&[u8]; 4] = [&[]; 4];
+            let mut n = 0;
+            for (c, buf) in (4 * q..(4 * q + 4).min(in_channels)).zip(&mut band.spans) {
+                spans[n] = src.span((c * h + ya) * w, (yb - ya) * w, c, buf);
+                n += 1;
+            }
+            for y in ya..yb {
+                let mut lines: [&[u8]; 4] = [&[]; 4];
+                for (line, span) in lines.iter_mut().zip(&spans[..n]) {
+                    *line = &span[(y - ya) * w..(y - ya + 1) * w];
+                }
+                let at = (q * plane + (y + pad - y0) * row + pad) * 4;
+                interleave(&lines[..n], &mut band.quads[at..at + 4 * w]);
+            }
+        }
+        plane
+    }
+
     /// Runs of output rows (or positions, in place), one per thread where the layer is large
     /// enough to share: (run length in units, runs).
     fn runs(&self, threads: usize, units: usize) -> (usize, usize) {
@@ -307,10 +346,44 @@ impl DirectConvI8 {
         let row = self.padded_row();
         let (y0, y1) = (r * per_run, ((r + 1) * per_run).min(out_h));
         let len = (y1 - y0) * row;
-        let input = Input {
-            quads: &args.input.quads[y0 * row * 4..],
-            ..args.input
-        };
+        TILE.with_borrow_mut(|band| {
+            // Stride 1: this thread lays out the rows its band reads, just before it reads
+            // them. (The stride-2 stem reads the whole input laid out beforehand.)
+            let mut offsets = vec![];
+            let input = match self.shape.stride {
+                1 => {
+                    let plane = self.quad_band(args.source, y0, y1, band);
+                    offsets = self.offsets_over(self.quads(), plane);
+                    Input {
+                        quads: &band.quads,
+                        max_offset: offsets.iter().copied().max().unwrap_or(0),
+                        offsets: &offsets,
+                    }
+                }
+                _ => Input {
+                    quads: &args.input.quads[y0 * row * 4..],
+                    ..args.input
+                },
+            };
+            self.fill_rows(args, input, (y0, y1), len, out)
+        })
+    }
+
+    /// Output rows `y0..y1` of a bordered layer from `input` (its rows from `y0` on): whole
+    /// rows of the bordered planes into a scratch buffer, the columns past the output's
+    /// width then dropped as rows are copied out.
+    fn fill_rows(
+        &self,
+        args: &Args,
+        input: Input,
+        (y0, y1): (usize, usize),
+        len: usize,
+        out: OutBytes,
+    ) {
+        let (kernel, row) = (self.kernel, self.padded_row());
+        let (out_h, out_w) = self.out_hw();
+        let hw = out_h * out_w;
+        let blocks = self.shape.out_channels.div_ceil(ROWS);
         SCRATCH.with_borrow_mut(|scratch| {
             if scratch.len() < ROWS * len {
                 scratch.resize(ROWS * len, 0);
@@ -548,6 +621,7 @@ impl EvalOp for DirectConvI8 {
         let threads = executor_threads();
         let quads = match self.in_place() {
             true => vec![],
+            false if self.shape.stride == 1 => vec![],
             false => self.quad_input(&src, threads)?,
         };
         let offsets = self.offsets(self.quads());

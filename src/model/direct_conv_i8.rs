@@ -25,8 +25,7 @@
 //! and one output zero point and scale; others stay tract's.
 
 use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Shape};
-use super::fast_quantize::quantize_u8;
-use super::fast_scale_shift::FastScaleShift;
+use super::fast_quantize::{batch_norm_quantize_u8, quantize_u8, BatchNorm};
 use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
@@ -64,9 +63,9 @@ pub struct DirectConvI8 {
     pub prelude: Option<Prelude>,
 }
 
-/// A batch norm and ReLU ([`FastScaleShift`], optional) then the quantization to u8
-/// ([`quantize_u8`], to the layer's `x_zero`) of an f32 input, done line by line as the input
-/// is laid out in quads. With a batch norm, the last inputs are its per-channel scales and
+/// A batch norm and ReLU (`FastScaleShift`'s, optional) then the quantization to u8
+/// ([`quantize_u8`], to the layer's `x_zero`) of an f32 input, done in one pass
+/// ([`batch_norm_quantize_u8`]) as the input is laid out in quads. With a batch norm, the last inputs are its per-channel scales and
 /// shifts, and the floor when it is floored (the ReLU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prelude {
@@ -83,15 +82,15 @@ enum Source<'a> {
         x: &'a [f32],
         multiplier: f32,
         zero_point: u8,
-        /// The batch norm's op (its period unused), scales, shifts and floor.
-        batch_norm: Option<(FastScaleShift, &'a [f32], &'a [f32], f32)>,
+        /// The batch norm's per-channel scales and shifts, and its floor (the ReLU).
+        batch_norm: Option<(&'a [f32], &'a [f32], Option<f32>)>,
     },
 }
 
 impl Source<'_> {
     /// Values `at..at + len` (of channel `c`) as u8, computed into `buf` from f32 by the
-    /// separate ops' own code (so to the same bytes). Whole bands of rows at a time: per line,
-    /// the calls cost as much as the work on the small maps.
+    /// separate ops' own element code (so to the same bytes). Whole bands of rows at a time:
+    /// per line, the calls cost as much as the work on the small maps.
     fn span<'b>(&'b self, at: usize, len: usize, c: usize, buf: &'b mut PlaneBuf) -> &'b [u8] {
         match self {
             Source::Bytes(x) => &x[at..at + len],
@@ -101,21 +100,19 @@ impl Source<'_> {
                 zero_point,
                 batch_norm,
             } => {
-                buf.floats.resize(len, 0.0);
                 buf.bytes.resize(len, 0);
                 let span = &x[at..at + len];
-                let span = match batch_norm {
-                    Some((op, s, t, floor)) => {
-                        let op = FastScaleShift {
-                            period: len,
-                            ..op.clone()
+                match batch_norm {
+                    Some((s, t, floor)) => {
+                        let bn = BatchNorm {
+                            scale: s[c],
+                            shift: t[c],
+                            floor: *floor,
                         };
-                        op.fill(span, s, t, *floor, c, &mut buf.floats);
-                        &buf.floats[..]
+                        batch_norm_quantize_u8(span, &mut buf.bytes, bn, *multiplier, *zero_point)
                     }
-                    None => span,
-                };
-                quantize_u8(span, &mut buf.bytes, *multiplier, *zero_point);
+                    None => quantize_u8(span, &mut buf.bytes, *multiplier, *zero_point),
+                }
                 &buf.bytes
             }
         }
@@ -125,7 +122,6 @@ impl Source<'_> {
 /// One span's scratch for [`Source::span`].
 #[derive(Default)]
 struct PlaneBuf {
-    floats: Vec<f32>,
     bytes: Vec<u8>,
 }
 
@@ -578,8 +574,8 @@ impl EvalOp for DirectConvI8 {
                     Some(floored) => {
                         let (s, t) = (extra[0].as_slice::<f32>()?, extra[1].as_slice::<f32>()?);
                         let floor = match floored {
-                            true => *extra[2].as_slice::<f32>()?.first().context("no floor")?,
-                            false => f32::MIN,
+                            true => Some(*extra[2].as_slice::<f32>()?.first().context("no floor")?),
+                            false => None,
                         };
                         anyhow::ensure!(
                             s.len() == self.shape.in_channels && t.len() == s.len(),
@@ -587,11 +583,7 @@ impl EvalOp for DirectConvI8 {
                             s.len(),
                             self.shape.in_channels
                         );
-                        let op = FastScaleShift {
-                            period: hw,
-                            floored,
-                        };
-                        Some((op, s, t, floor))
+                        Some((s, t, floor))
                     }
                     None => None,
                 };

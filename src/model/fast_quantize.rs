@@ -7,6 +7,7 @@
 //! clamp and the 1.5 * 2^23 rounding trick, which the compiler turns into SIMD, and splits the
 //! tensor over tract's threads as tract does. It is swapped in after tract optimizes the model.
 
+use super::fast_scale_shift::scale_shift_floor;
 use super::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -49,19 +50,93 @@ fn quantize_u8_avx2(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
 
 #[inline(always)]
 fn quantize_u8_portable(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
-    let zp = zero_point as f32;
     for (x, y) in xs.iter().zip(ys.iter_mut()) {
-        let p = x * scale;
-        // NaN goes to the zero point, as in tract; beyond +-512 saturates anyway, and the bound
-        // keeps `round_small` exact. Constant bounds and selects: the loop vectorizes.
-        let p = if p.is_nan() {
-            0.0
-        } else {
-            p.clamp(-512.0, 512.0)
-        };
-        let v = (round_small(p) + zp).clamp(0.0, 255.0);
-        // SAFETY: v is an integer in 0..=255.
-        *y = unsafe { v.to_int_unchecked::<i32>() } as u8;
+        *y = quantize_one(*x, scale, zero_point as f32);
+    }
+}
+
+/// One element: `clamp(round_ties_even(x * scale) + zp, 0, 255)`, NaN to the zero point.
+#[inline(always)]
+fn quantize_one(x: f32, scale: f32, zp: f32) -> u8 {
+    let p = x * scale;
+    // NaN goes to the zero point, as in tract; beyond +-512 saturates anyway, and the bound
+    // keeps `round_small` exact. Constant bounds and selects: the loop vectorizes.
+    let p = if p.is_nan() {
+        0.0
+    } else {
+        p.clamp(-512.0, 512.0)
+    };
+    let v = (round_small(p) + zp).clamp(0.0, 255.0);
+    // SAFETY: v is an integer in 0..=255.
+    unsafe { v.to_int_unchecked::<i32>() as u8 }
+}
+
+/// A residual module's batch norm and ReLU before a quantization, per element:
+/// [`super::fast_scale_shift::scale_shift_floor`] with these scale, shift and floor.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchNorm {
+    pub scale: f32,
+    pub shift: f32,
+    /// `None`: no ReLU (the sum as it is).
+    pub floor: Option<f32>,
+}
+
+/// [`quantize_u8`] of `batch_norm` of `xs`, in one pass: the same bytes as running the two
+/// ops one after the other (each element computed by their own code), without the f32
+/// tensor between them.
+pub fn batch_norm_quantize_u8(
+    xs: &[f32],
+    ys: &mut [u8],
+    batch_norm: BatchNorm,
+    scale: f32,
+    zero_point: u8,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the CPU has AVX-512F and BW, checked just above.
+        unsafe { batch_norm_quantize_u8_avx512(xs, ys, batch_norm, scale, zero_point) };
+        return;
+    }
+    batch_norm_quantize_u8_portable(xs, ys, batch_norm, scale, zero_point);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn batch_norm_quantize_u8_avx512(
+    xs: &[f32],
+    ys: &mut [u8],
+    batch_norm: BatchNorm,
+    scale: f32,
+    zero_point: u8,
+) {
+    batch_norm_quantize_u8_portable(xs, ys, batch_norm, scale, zero_point);
+}
+
+#[inline(always)]
+fn batch_norm_quantize_u8_portable(
+    xs: &[f32],
+    ys: &mut [u8],
+    batch_norm: BatchNorm,
+    scale: f32,
+    zero_point: u8,
+) {
+    let BatchNorm {
+        scale: s,
+        shift: t,
+        floor,
+    } = batch_norm;
+    let zp = zero_point as f32;
+    match floor {
+        Some(floor) => {
+            for (x, y) in xs.iter().zip(ys.iter_mut()) {
+                *y = quantize_one(scale_shift_floor(*x, s, t, floor), scale, zp);
+            }
+        }
+        None => {
+            for (x, y) in xs.iter().zip(ys.iter_mut()) {
+                *y = quantize_one(*x * s + t, scale, zp);
+            }
+        }
     }
 }
 
@@ -174,6 +249,45 @@ mod tests {
                     quantize_linear_f32_u8(*x, scale, i32::from(zp)),
                     "x {x} scale {scale} zp {zp}"
                 );
+            }
+        }
+    }
+
+    /// The fused pass gives the bytes of the batch norm op then the quantization op, on
+    /// values that round to ties, saturate, or are NaN, with and without the ReLU.
+    #[test]
+    fn batch_norm_then_quantize_in_one_pass_gives_the_same_bytes() {
+        use super::super::fast_scale_shift::FastScaleShift;
+        let mut xs: Vec<f32> = (-3000..3000).map(|i| i as f32 * 0.173).collect();
+        xs.extend([0.5, 1.5, -2.5, 1e6, -1e6, -0.0, f32::NAN, f32::INFINITY]);
+        for floored in [true, false] {
+            for (s, t, scale, zp) in [
+                (1.0, 0.0, 1.0, 0u8),
+                (0.7, -0.3, 41.3, 0),
+                (1.3, 2.0, 3.0, 131),
+            ] {
+                let floor = 0.0;
+                let op = FastScaleShift {
+                    period: xs.len(),
+                    floored,
+                };
+                let mut normed = vec![0f32; xs.len()];
+                op.fill(&xs, &[s], &[t], floor, 0, &mut normed);
+                let mut expected = vec![0u8; xs.len()];
+                quantize_u8(&normed, &mut expected, scale, zp);
+                let bn = BatchNorm {
+                    scale: s,
+                    shift: t,
+                    floor: floored.then_some(floor),
+                };
+                let mut fused = vec![0u8; xs.len()];
+                batch_norm_quantize_u8(&xs, &mut fused, bn, scale, zp);
+                assert_eq!(
+                    fused, expected,
+                    "floored {floored} s {s} t {t} scale {scale} zp {zp}"
+                );
+                batch_norm_quantize_u8_portable(&xs, &mut fused, bn, scale, zp);
+                assert_eq!(fused, expected, "portable");
             }
         }
     }

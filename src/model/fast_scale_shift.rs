@@ -42,8 +42,7 @@ impl FastScaleShift {
             let (scale, shift) = (s[first_block + i], t[first_block + i]);
             if self.floored {
                 for (y, x) in ys.iter_mut().zip(xs) {
-                    let v = *x * scale + shift;
-                    *y = if v > floor { v } else { floor };
+                    *y = scale_shift_floor(*x, scale, shift, floor);
                 }
             } else {
                 for (y, x) in ys.iter_mut().zip(xs) {
@@ -51,6 +50,18 @@ impl FastScaleShift {
                 }
             }
         }
+    }
+}
+
+/// One element of the floored op: a product rounded, then a sum rounded (no fused
+/// multiply-add, as tract), then the max with `floor`.
+#[inline(always)]
+pub fn scale_shift_floor(x: f32, scale: f32, shift: f32, floor: f32) -> f32 {
+    let v = x * scale + shift;
+    if v > floor {
+        v
+    } else {
+        floor
     }
 }
 

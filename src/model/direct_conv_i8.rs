@@ -119,6 +119,28 @@ impl Source<'_> {
     }
 }
 
+/// One quad's channels (up to 4) over the same positions, as u8: what [`interleave`] takes.
+#[derive(Clone, Copy)]
+struct QuadSpans<'b> {
+    spans: [&'b [u8]; 4],
+    n: usize,
+}
+
+impl<'b> QuadSpans<'b> {
+    fn all(&self) -> &[&'b [u8]] {
+        &self.spans[..self.n]
+    }
+
+    /// Their `i`-th runs of `w` positions (row `i` of spans of whole rows).
+    fn row(&self, i: usize, w: usize) -> QuadSpans<'b> {
+        let mut row = *self;
+        for span in &mut row.spans[..self.n] {
+            *span = &span[i * w..(i + 1) * w];
+        }
+        row
+    }
+}
+
 /// One span's scratch for [`Source::span`].
 #[derive(Default)]
 struct PlaneBuf {
@@ -136,12 +158,33 @@ impl DirectConvI8 {
         self.shape.in_channels.div_ceil(4)
     }
 
-    /// The input in quads: position `p` of quad `q`'s (phase) plane holds channels `4q..4q+4`
-    /// at bytes `(q * planes + p) * 4 ..`, bordered and padded with the input's zero point.
-    /// Reads run on past the last plane through the dropped columns, by less than a row and a
-    /// kernel side, so that much more is allocated. Quads (and bands of rows, when there are
-    /// few quads, as in the stem) are shared out among `threads`.
-    fn quad_input(&self, src: &Source, threads: usize) -> anyhow::Result<Vec<u8>> {
+    /// Values `from..from + len` of each channel plane of quad `q`, as u8 (computed into
+    /// `bufs` from an f32 source).
+    fn quad_spans<'b>(
+        &self,
+        src: &'b Source,
+        q: usize,
+        (from, len): (usize, usize),
+        bufs: &'b mut [PlaneBuf; 4],
+    ) -> QuadSpans<'b> {
+        let hw = self.shape.height * self.shape.width;
+        let mut spans = QuadSpans {
+            spans: [&[]; 4],
+            n: 0,
+        };
+        for (c, buf) in (4 * q..(4 * q + 4).min(self.shape.in_channels)).zip(bufs) {
+            spans.spans[spans.n] = src.span(c * hw + from, len, c, buf);
+            spans.n += 1;
+        }
+        spans
+    }
+
+    /// The stride-2 stem's input in quads: position `p` of quad `q`'s phase plane holds
+    /// channels `4q..4q+4` at bytes `(q * planes + p) * 4 ..`, bordered and padded with the
+    /// input's zero point. Reads run on past the last plane through the dropped columns, by
+    /// less than a row and a kernel side, so that much more is allocated. Quads (and bands of
+    /// rows, when there are few quads, as in the stem) are shared out among `threads`.
+    fn phase_input(&self, src: &Source, threads: usize) -> anyhow::Result<Vec<u8>> {
         let Shape {
             in_channels,
             height: h,
@@ -164,35 +207,19 @@ impl DirectConvI8 {
         let band = h.div_ceil(bands);
         // Rows y0..y1 of quad q.
         let fill = |q: usize, y0: usize, y1: usize| {
-            let channels = 4 * q..(4 * q + 4).min(in_channels);
             let mut bufs: [PlaneBuf; 4] = Default::default();
-            let mut spans: [&[u8]; 4] = [&[]; 4];
-            for ((c, buf), span) in channels.clone().zip(&mut bufs).zip(&mut spans) {
-                *span = src.span(c * h * w + y0 * w, (y1 - y0) * w, c, buf);
-            }
-            let spans = &spans[..channels.len()];
+            let spans = self.quad_spans(src, q, (y0 * w, (y1 - y0) * w), &mut bufs);
             // (A quad short of channels keeps the zero point in their bytes.)
             let mut quad_line = vec![self.x_zero; 4 * w];
             for y in y0..y1 {
                 let yy = y + pad;
-                let mut lines: [&[u8]; 4] = [&[]; 4];
-                for (line, span) in lines.iter_mut().zip(spans) {
-                    *line = &span[(y - y0) * w..(y - y0 + 1) * w];
-                }
-                let lines = &lines[..spans.len()];
-                let base = q * per_quad + yy / s * row;
-                if s == 1 {
-                    // SAFETY: each task writes its own rows of its own quad.
-                    let at = unsafe { dst.run_mut((base + pad) * 4, 4 * w) };
-                    interleave(lines, at);
-                    continue;
-                }
-                // Stride 2: the line in quads, then its even and odd columns to their phases.
-                interleave(lines, &mut quad_line);
+                // The line in quads, then its even and odd columns to their phases.
+                interleave(spans.row(y - y0, w).all(), &mut quad_line);
                 for px in 0..s {
                     let phase = (yy % s) * s + px;
-                    // SAFETY: as above (one phase row of one input row).
-                    let at = unsafe { dst.run_mut((base + phase * plane) * 4, row * 4) };
+                    let at = (q * per_quad + phase * plane + yy / s * row) * 4;
+                    // SAFETY: each task writes its own rows of its own quad.
+                    let at = unsafe { dst.run_mut(at, row * 4) };
                     let first = (s + px - pad % s) % s;
                     for xc in (first..w).step_by(s) {
                         let xx = (xc + pad) / s;
@@ -230,21 +257,17 @@ impl DirectConvI8 {
     /// A 1x1 layer's input at positions `p0..p0 + len` in quads, into `tile` (quad `q` at
     /// bytes `q * len * 4..`), through `tile`'s span buffers.
     fn quad_tile(&self, src: &Source, p0: usize, len: usize, tile: &mut TileBuf) {
-        let (channels, hw) = (self.shape.in_channels, self.shape.height * self.shape.width);
         let quads = self.quads();
         tile.quads.resize(quads * len * 4, 0);
-        if channels % 4 != 0 {
+        if !self.shape.in_channels.is_multiple_of(4) {
             // The last quad's missing channels read as the zero point (their weights are 0).
             tile.quads[(quads - 1) * len * 4..].fill(self.x_zero);
         }
         for (q, dst) in tile.quads.chunks_exact_mut(len * 4).enumerate() {
-            let mut spans: [&[u8]; 4] = [&[]; 4];
-            let mut n = 0;
-            for (c, buf) in (4 * q..(4 * q + 4).min(channels)).zip(&mut tile.spans) {
-                spans[n] = src.span(c * hw + p0, len, c, buf);
-                n += 1;
-            }
-            interleave(&spans[..n], dst);
+            interleave(
+                self.quad_spans(src, q, (p0, len), &mut tile.spans).all(),
+                dst,
+            );
         }
     }
 
@@ -254,7 +277,6 @@ impl DirectConvI8 {
     /// reads that run on). Returns `plane`.
     fn quad_band(&self, src: &Source, y0: usize, y1: usize, band: &mut TileBuf) -> usize {
         let Shape {
-            in_channels,
             height: h,
             width: w,
             side,
@@ -269,19 +291,10 @@ impl DirectConvI8 {
         // Input rows ya..yb are padded rows ya + pad..yb + pad.
         let (ya, yb) = (y0.saturating_sub(pad), (y1 + pad).min(h));
         for q in 0..quads {
-            let mut spans: [&[u8]; 4] = [&[]; 4];
-            let mut n = 0;
-            for (c, buf) in (4 * q..(4 * q + 4).min(in_channels)).zip(&mut band.spans) {
-                spans[n] = src.span((c * h + ya) * w, (yb - ya) * w, c, buf);
-                n += 1;
-            }
+            let spans = self.quad_spans(src, q, (ya * w, (yb - ya) * w), &mut band.spans);
             for y in ya..yb {
-                let mut lines: [&[u8]; 4] = [&[]; 4];
-                for (line, span) in lines.iter_mut().zip(&spans[..n]) {
-                    *line = &span[(y - ya) * w..(y - ya + 1) * w];
-                }
                 let at = (q * plane + (y + pad - y0) * row + pad) * 4;
-                interleave(&lines[..n], &mut band.quads[at..at + 4 * w]);
+                interleave(spans.row(y - ya, w).all(), &mut band.quads[at..at + 4 * w]);
             }
         }
         plane
@@ -614,7 +627,7 @@ impl EvalOp for DirectConvI8 {
         let quads = match self.in_place() {
             true => vec![],
             false if self.shape.stride == 1 => vec![],
-            false => self.quad_input(&src, threads)?,
+            false => self.phase_input(&src, threads)?,
         };
         let offsets = self.offsets(self.quads());
         let args = Args {
@@ -897,21 +910,6 @@ mod tests {
     use crate::model::test_models::{first_output, patterned_input, QuantizedConv};
     use crate::model::threads::on_two_threads;
 
-    fn layer(cin: i64, cout: i64, side: i64, stride: i64, h: i64, w: i64, x0: u8) -> QuantizedConv {
-        QuantizedConv {
-            in_channels: cin,
-            out_channels: cout,
-            side,
-            stride,
-            height: h,
-            width: w,
-            x_zero: x0,
-            y_zero: 120,
-            residual: false,
-            batch_norm: false,
-        }
-    }
-
     /// The layer decluttered as the engine has it, and the same with its convolution swapped
     /// for [`DirectConvI8`] on `kernel`.
     fn theirs_and_ours(layer: &QuantizedConv, kernel: Kernel) -> (TypedModel, TypedModel) {
@@ -953,17 +951,17 @@ mod tests {
     fn gives_tracts_outputs_for_every_layer_shape() {
         let residual = QuantizedConv {
             residual: true,
-            ..layer(24, 24, 1, 1, 10, 12, 5)
+            ..QuantizedConv::layer(24, 24, 1, 1, 10, 12, 5)
         };
         let layers = [
             residual,
-            layer(32, 48, 1, 1, 16, 16, 128),
-            layer(13, 10, 1, 1, 9, 7, 0),
-            layer(13, 10, 3, 1, 9, 7, 3),
-            layer(32, 32, 3, 1, 8, 8, 0),
-            layer(64, 20, 3, 1, 5, 21, 200),
-            layer(3, 8, 7, 2, 20, 18, 0),
-            layer(5, 7, 3, 2, 11, 9, 17),
+            QuantizedConv::layer(32, 48, 1, 1, 16, 16, 128),
+            QuantizedConv::layer(13, 10, 1, 1, 9, 7, 0),
+            QuantizedConv::layer(13, 10, 3, 1, 9, 7, 3),
+            QuantizedConv::layer(32, 32, 3, 1, 8, 8, 0),
+            QuantizedConv::layer(64, 20, 3, 1, 5, 21, 200),
+            QuantizedConv::layer(3, 8, 7, 2, 20, 18, 0),
+            QuantizedConv::layer(5, 7, 3, 2, 11, 9, 17),
         ];
         for kernel in kernels() {
             for l in &layers {
@@ -994,7 +992,7 @@ mod tests {
     /// input's zero point).
     #[test]
     fn leaves_asymmetric_weights_to_tract() {
-        let mut decluttered = layer(8, 8, 3, 1, 6, 6, 0)
+        let mut decluttered = QuantizedConv::layer(8, 8, 3, 1, 6, 6, 0)
             .model()
             .into_decluttered()
             .unwrap();

@@ -123,16 +123,8 @@ mod tests {
     #[test]
     fn the_prelude_gives_the_same_outputs() {
         let layer = |cin, cout, side, stride, h, w, x_zero, batch_norm| QuantizedConv {
-            in_channels: cin,
-            out_channels: cout,
-            side,
-            stride,
-            height: h,
-            width: w,
-            x_zero,
-            y_zero: 120,
-            residual: false,
             batch_norm,
+            ..QuantizedConv::layer(cin, cout, side, stride, h, w, x_zero)
         };
         let layers = [
             layer(13, 24, 1, 1, 9, 7, 0, true),

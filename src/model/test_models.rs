@@ -54,6 +54,22 @@ pub struct QuantizedConv {
 }
 
 impl QuantizedConv {
+    /// A plain layer (output zero point 120, no residual, no batch norm before it).
+    pub fn layer(cin: i64, cout: i64, side: i64, stride: i64, h: i64, w: i64, x_zero: u8) -> Self {
+        QuantizedConv {
+            in_channels: cin,
+            out_channels: cout,
+            side,
+            stride,
+            height: h,
+            width: w,
+            x_zero,
+            y_zero: 120,
+            residual: false,
+            batch_norm: false,
+        }
+    }
+
     /// float -> QuantizeLinear -> QLinearConv (patterned weights of both signs, per-channel
     /// weight scales, a bias) -> DequantizeLinear, typed.
     pub fn model(&self) -> TypedModel {

@@ -156,19 +156,7 @@ mod tests {
     /// float -> QuantizeLinear -> QLinearConv 1x1 (32 -> 48 channels, per-channel weight
     /// scales) -> DequantizeLinear, over a 16x16 map: as `quantize` writes convolutions.
     fn quantized_pointwise() -> TypedModel {
-        let mut model = QuantizedConv {
-            in_channels: 32,
-            out_channels: 48,
-            side: 1,
-            stride: 1,
-            height: 16,
-            width: 16,
-            x_zero: 128,
-            y_zero: 120,
-            residual: false,
-            batch_norm: false,
-        }
-        .model();
+        let mut model = QuantizedConv::layer(32, 48, 1, 1, 16, 16, 128).model();
         super::super::flat_pointwise::flatten(&mut model).unwrap();
         model.into_optimized().unwrap()
     }

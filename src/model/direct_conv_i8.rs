@@ -11,7 +11,9 @@
 //! 3x3 and 7x7 kernels), runs [`super::i8_conv_kernel`] over it, and requantizes as it stores.
 //! A 1x1 layer whose output is dequantized next stores f32 at once, and adds the residual
 //! branch when an add follows (the bottleneck's last convolution and its skip): two fewer passes
-//! over 64x64x128 tensors.
+//! over 64x64x128 tensors. Each thread lays out the tile of positions (1x1) or band of padded
+//! rows (3x3) it reads just before reading it, and a layer with a [`Prelude`] makes those bytes
+//! from its f32 input (batch norm, ReLU and quantization in one pass).
 //!
 //! The sums are exact integers and the requantization and dequantization are tract's (f32
 //! multiplier, ties to even; `(q - zero point) * scale`), so outputs equal tract's reference
@@ -370,8 +372,8 @@ impl DirectConvI8 {
                     }
                 }
                 _ => Input {
-                    quads: &args.input.quads[y0 * row * 4..],
-                    ..args.input
+                    quads: &args.phases.quads[y0 * row * 4..],
+                    ..args.phases
                 },
             };
             self.fill_rows(args, input, (y0, y1), len, out)
@@ -465,11 +467,12 @@ mod x86 {
 thread_local! {
     /// Each thread's scratch buffer for runs of bordered positions, kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Each thread's tile of a 1x1 layer's input in quads, and the spans it is made from.
+    /// Each thread's tile of a 1x1 layer's input (or band of a 3x3 layer's padded rows) in
+    /// quads, and the spans it is made from.
     static TILE: std::cell::RefCell<TileBuf> = std::cell::RefCell::new(TileBuf::default());
 }
 
-/// A 1x1 layer's tile of input in quads ([`DirectConvI8::quad_tile`]).
+/// A tile or band of input in quads ([`DirectConvI8::quad_tile`], [`DirectConvI8::quad_band`]).
 #[derive(Default)]
 struct TileBuf {
     quads: Vec<u8>,
@@ -497,8 +500,9 @@ struct Input<'a> {
 }
 
 struct Args<'a> {
-    /// The whole input in quads, for a bordered layer (1x1 layers lay out tiles as they go).
-    input: Input<'a>,
+    /// The stride-2 stem's whole input in phase planes of quads ([`DirectConvI8::phase_input`];
+    /// empty for the other layers, which lay out tiles or bands of rows as they go).
+    phases: Input<'a>,
     source: &'a Source<'a>,
     weights: &'a [i32],
     bias: &'a [i32],
@@ -624,14 +628,13 @@ impl EvalOp for DirectConvI8 {
             "DirectConvI8: inputs do not match {self:?}"
         );
         let threads = executor_threads();
-        let quads = match self.in_place() {
-            true => vec![],
-            false if self.shape.stride == 1 => vec![],
-            false => self.phase_input(&src, threads)?,
+        // Only the stride-2 stem reads its whole input laid out beforehand.
+        let (quads, offsets) = match self.shape.stride {
+            1 => (vec![], vec![]),
+            _ => (self.phase_input(&src, threads)?, self.offsets(self.quads())),
         };
-        let offsets = self.offsets(self.quads());
         let args = Args {
-            input: Input {
+            phases: Input {
                 quads: &quads,
                 max_offset: offsets.iter().copied().max().unwrap_or(0),
                 offsets: &offsets,

@@ -128,17 +128,17 @@ impl DirectConv {
     fn block<'a>(
         &self,
         args: &BlockArgs<'a>,
-        input: &'a [f32],
+        (input, offsets, max_offset): (&'a [f32], &'a [usize], usize),
         b: usize,
         rows: usize,
     ) -> Block<'a> {
-        let steps = args.offsets.len();
+        let steps = offsets.len();
         let mut bias = [0f32; ROWS];
         bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
         Block {
             input,
-            offsets: args.offsets,
-            max_offset: args.max_offset,
+            offsets,
+            max_offset,
             weights: &args.weights[b * steps * ROWS..(b + 1) * steps * ROWS],
             bias,
             rows: rows.min(ROWS),
@@ -202,7 +202,12 @@ impl DirectConv {
             let group: Vec<Block> = (b0..b1)
                 .map(|b| Block {
                     addend: args.addend.map(|a| &a[b * ROWS * hw..]),
-                    ..self.block(args, args.input, b, channels(b))
+                    ..self.block(
+                        args,
+                        (args.input, args.offsets, args.max_offset),
+                        b,
+                        channels(b),
+                    )
                 })
                 .collect();
             // Tiles of positions whose input stays in L2; in each, one block after another
@@ -222,15 +227,73 @@ impl DirectConv {
             }
             return;
         }
-        // Positions over whole rows of the bordered planes (those past the output's width are
-        // dropped), into a scratch buffer, then copied out row by row with the addend.
+        // Whole rows of output, from the bordered copy or from a band this task borders.
         let row = self.padded_row();
         let (y0, y1) = (
             r * tiling.run / row,
             ((r + 1) * tiling.run / row).min(out_h),
         );
+        BAND.with_borrow_mut(|band| {
+            let mut band_offsets = vec![];
+            let input = match args.bands {
+                true => {
+                    let plane = self.band(args.input, y0, y1, band);
+                    band_offsets = self.offsets_over(self.shape.in_channels, plane);
+                    let max = band_offsets.iter().copied().max().unwrap_or(0);
+                    (&band[..], &band_offsets[..], max)
+                }
+                false => (&args.input[y0 * row..], args.offsets, args.max_offset),
+            };
+            self.fill_rows(args, input, (b0, b1), (y0, y1), out)
+        })
+    }
+
+    /// The padded rows that output rows `y0..y1` of a stride-1 bordered layer read, with a
+    /// zero border, from the raw input `x` into `band` (channel `c` at positions
+    /// `c * plane..`, the band's first row holding padded row `y0`; then a row and a kernel
+    /// side more for the reads that run on). Returns `plane`.
+    fn band(&self, x: &[f32], y0: usize, y1: usize, band: &mut Vec<f32>) -> usize {
+        let Shape {
+            in_channels,
+            height: h,
+            width: w,
+            side,
+            ..
+        } = self.shape;
+        let (pad, row) = (self.pad(), self.padded_row());
+        let plane = (y1 - y0 + 2 * pad) * row;
+        band.clear();
+        band.resize(in_channels * plane + row + side, 0.0);
+        // Input rows ya..yb are padded rows ya + pad..yb + pad.
+        let (ya, yb) = (y0.saturating_sub(pad), (y1 + pad).min(h));
+        for c in 0..in_channels {
+            for y in ya..yb {
+                let at = c * plane + (y + pad - y0) * row + pad;
+                band[at..at + w].copy_from_slice(&x[(c * h + y) * w..][..w]);
+            }
+        }
+        plane
+    }
+
+    /// Blocks `b0..b1` over output rows `y0..y1` of a bordered layer, from `input` (its rows
+    /// from `y0` on, with the steps' offsets and their largest): whole rows of the bordered
+    /// planes into a scratch buffer, then copied out row by row (the columns past the output's
+    /// width dropped) with the addend.
+    fn fill_rows(
+        &self,
+        args: &BlockArgs,
+        input: (&[f32], &[usize], usize),
+        (b0, b1): (usize, usize),
+        (y0, y1): (usize, usize),
+        out: OutPlanes,
+    ) {
+        let kernel = self.kernel();
+        let width = kernel.width();
+        let (out_h, out_w) = self.out_hw();
+        let hw = out_h * out_w;
+        let row = self.padded_row();
         let len = (y1 - y0) * row;
-        let input = &args.input[y0 * row..];
+        let channels = |b: usize| self.shape.out_channels - b * ROWS;
         let group: Vec<Block> = (b0..b1)
             .map(|b| self.block(args, input, b, channels(b)))
             .collect();
@@ -277,6 +340,8 @@ impl DirectConv {
 thread_local! {
     /// Each thread's scratch buffer for runs of bordered positions, kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's band of bordered rows ([`DirectConv::band`]).
+    static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How [`DirectConv::tiling`] cut one evaluation: `runs` runs of `run` positions times
@@ -377,12 +442,15 @@ const TASKS_PER_THREAD: usize = 1;
 const TILE_BYTES: usize = 512 << 10;
 
 struct BlockArgs<'a> {
+    /// The input as read in place, or bordered; the raw input when `bands`.
     input: &'a [f32],
     offsets: &'a [usize],
     max_offset: usize,
     weights: &'a [f32],
     bias: &'a [f32],
     addend: Option<&'a [f32]>,
+    /// Each task borders the rows it reads ([`DirectConv::band`]).
+    bands: bool,
 }
 
 /// Weights `[out][steps]` (OIHW flattened) as blocks of [`ROWS`] channels, each step's
@@ -446,7 +514,11 @@ impl EvalOp for DirectConv {
             "DirectConv: inputs do not match {self:?}"
         );
         let threads = executor_threads();
-        let bordered = match self.in_place() {
+        let tiling = self.tiling(threads);
+        // A stride-1 bordered layer whose tasks each have their own rows borders them itself,
+        // just before reading them ([`DirectConv::band`]); others read one bordered copy.
+        let bands = !self.in_place() && self.shape.stride == 1 && tiling.groups == 1;
+        let bordered = match self.in_place() || bands {
             true => None,
             false => Some(self.bordered(x, threads)?),
         };
@@ -458,12 +530,12 @@ impl EvalOp for DirectConv {
             weights,
             bias,
             addend,
+            bands,
         };
         let mut output = unsafe { Tensor::uninitialized_dt(DatumType::F32, &self.out_shape)? };
         {
             let mut plain = output.try_as_plain_ram_mut()?;
             let out = OutPlanes::new(plain.as_slice_mut::<f32>()?);
-            let tiling = self.tiling(threads);
             let tasks = tiling.runs * tiling.groups;
             for_each_task(tasks, &|t| self.fill_tile(&args, &tiling, t, out))?;
         }

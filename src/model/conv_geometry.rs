@@ -107,6 +107,15 @@ pub trait Geometry {
         offsets
     }
 
+    /// For output rows `y0..y1` of a stride-1 layer: the positions in one plane of the band of
+    /// padded rows they read (its first row is padded row `y0`), and the input rows inside it
+    /// (input row `y` is the band's row `y + pad - y0`).
+    fn band_rows(&self, y0: usize, y1: usize) -> (usize, std::ops::Range<usize>) {
+        let (pad, h) = (self.pad(), self.shape().height);
+        let plane = (y1 - y0 + 2 * pad) * self.padded_row();
+        (plane, y0.saturating_sub(pad)..(y1 + pad).min(h))
+    }
+
     fn macs(&self) -> usize {
         let s = self.shape();
         let (h, w) = self.out_hw();

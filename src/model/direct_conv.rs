@@ -261,13 +261,11 @@ impl DirectConv {
             ..
         } = self.shape;
         let (pad, row) = (self.pad(), self.padded_row());
-        let plane = (y1 - y0 + 2 * pad) * row;
+        let (plane, rows) = self.band_rows(y0, y1);
         band.clear();
         band.resize(in_channels * plane + row + side, 0.0);
-        // Input rows ya..yb are padded rows ya + pad..yb + pad.
-        let (ya, yb) = (y0.saturating_sub(pad), (y1 + pad).min(h));
         for c in 0..in_channels {
-            for y in ya..yb {
+            for y in rows.clone() {
                 let at = c * plane + (y + pad - y0) * row + pad;
                 band[at..at + w].copy_from_slice(&x[(c * h + y) * w..][..w]);
             }

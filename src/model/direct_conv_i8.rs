@@ -278,20 +278,14 @@ impl DirectConvI8 {
     /// band's first row holding padded row `y0`; then a row and a kernel side more for the
     /// reads that run on). Returns `plane`.
     fn quad_band(&self, src: &Source, y0: usize, y1: usize, band: &mut TileBuf) -> usize {
-        let Shape {
-            height: h,
-            width: w,
-            side,
-            ..
-        } = self.shape;
+        let Shape { width: w, side, .. } = self.shape;
         let (pad, row) = (self.pad(), self.padded_row());
-        let plane = (y1 - y0 + 2 * pad) * row;
+        let (plane, rows) = self.band_rows(y0, y1);
         let quads = self.quads();
         band.quads.clear();
         band.quads
             .resize((quads * plane + row + side) * 4, self.x_zero);
-        // Input rows ya..yb are padded rows ya + pad..yb + pad.
-        let (ya, yb) = (y0.saturating_sub(pad), (y1 + pad).min(h));
+        let (ya, yb) = (rows.start, rows.end);
         for q in 0..quads {
             let spans = self.quad_spans(src, q, (ya * w, (yb - ya) * w), &mut band.spans);
             for y in ya..yb {

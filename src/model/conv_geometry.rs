@@ -213,6 +213,34 @@ pub fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
     }
 }
 
+/// What a layer's blocks read: the input as laid out, where each step reads in it (in
+/// positions past the output position), and the farthest of those, which bounds the reads.
+#[derive(Clone, Copy)]
+pub struct Reads<'a, T> {
+    pub input: &'a [T],
+    pub offsets: &'a [usize],
+    pub max_offset: usize,
+}
+
+impl<'a, T> Reads<'a, T> {
+    pub fn new(input: &'a [T], offsets: &'a [usize]) -> Self {
+        let max_offset = offsets.iter().copied().max().unwrap_or(0);
+        Reads {
+            input,
+            offsets,
+            max_offset,
+        }
+    }
+
+    /// The same reads from element `at` of the input on.
+    pub fn from(self, at: usize) -> Self {
+        Reads {
+            input: &self.input[at..],
+            ..self
+        }
+    }
+}
+
 /// Output planes the direct convolutions write through a raw pointer, so that threads can fill
 /// disjoint positions of the same planes at once (a `&mut` slice each would overlap).
 #[derive(Clone, Copy)]

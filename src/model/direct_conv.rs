@@ -29,7 +29,7 @@
 //! On more than one thread a layer is cut into runs of output positions (see
 //! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
 
-use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Shape};
+use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Reads, Shape};
 use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
 use super::spin_team::for_each_task;
 use super::threads::executor_threads;
@@ -128,10 +128,15 @@ impl DirectConv {
     fn block<'a>(
         &self,
         args: &BlockArgs<'a>,
-        (input, offsets, max_offset): (&'a [f32], &'a [usize], usize),
+        reads: Reads<'a, f32>,
         b: usize,
         rows: usize,
     ) -> Block<'a> {
+        let Reads {
+            input,
+            offsets,
+            max_offset,
+        } = reads;
         let steps = offsets.len();
         let mut bias = [0f32; ROWS];
         bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
@@ -202,12 +207,7 @@ impl DirectConv {
             let group: Vec<Block> = (b0..b1)
                 .map(|b| Block {
                     addend: args.addend.map(|a| &a[b * ROWS * hw..]),
-                    ..self.block(
-                        args,
-                        (args.input, args.offsets, args.max_offset),
-                        b,
-                        channels(b),
-                    )
+                    ..self.block(args, args.reads, b, channels(b))
                 })
                 .collect();
             // Tiles of positions whose input stays in L2; in each, one block after another
@@ -237,12 +237,11 @@ impl DirectConv {
             let mut band_offsets = vec![];
             let input = match args.bands {
                 true => {
-                    let plane = self.band(args.input, y0, y1, band);
+                    let plane = self.band(args.reads.input, y0, y1, band);
                     band_offsets = self.offsets_over(self.shape.in_channels, plane);
-                    let max = band_offsets.iter().copied().max().unwrap_or(0);
-                    (&band[..], &band_offsets[..], max)
+                    Reads::new(&band[..], &band_offsets)
                 }
-                false => (&args.input[y0 * row..], args.offsets, args.max_offset),
+                false => args.reads.from(y0 * row),
             };
             self.fill_rows(args, input, (b0, b1), (y0, y1), out)
         })
@@ -274,13 +273,12 @@ impl DirectConv {
     }
 
     /// Blocks `b0..b1` over output rows `y0..y1` of a bordered layer, from `input` (its rows
-    /// from `y0` on, with the steps' offsets and their largest): whole rows of the bordered
-    /// planes into a scratch buffer, then copied out row by row (the columns past the output's
-    /// width dropped) with the addend.
+    /// from `y0` on): whole rows of the bordered planes into a scratch buffer, then copied out
+    /// row by row (the columns past the output's width dropped) with the addend.
     fn fill_rows(
         &self,
         args: &BlockArgs,
-        input: (&[f32], &[usize], usize),
+        input: Reads<f32>,
         (b0, b1): (usize, usize),
         (y0, y1): (usize, usize),
         out: OutPlanes,
@@ -441,9 +439,7 @@ const TILE_BYTES: usize = 512 << 10;
 
 struct BlockArgs<'a> {
     /// The input as read in place, or bordered; the raw input when `bands`.
-    input: &'a [f32],
-    offsets: &'a [usize],
-    max_offset: usize,
+    reads: Reads<'a, f32>,
     weights: &'a [f32],
     bias: &'a [f32],
     addend: Option<&'a [f32]>,
@@ -522,9 +518,7 @@ impl EvalOp for DirectConv {
         };
         let offsets = self.offsets(self.shape.in_channels);
         let args = BlockArgs {
-            input: bordered.as_deref().unwrap_or(x),
-            max_offset: offsets.iter().copied().max().unwrap_or(0),
-            offsets: &offsets,
+            reads: Reads::new(bordered.as_deref().unwrap_or(x), &offsets),
             weights,
             bias,
             addend,

@@ -26,7 +26,7 @@
 //! whose input and output are u8, whose weights are symmetric (zero point 0), with one input
 //! and one output zero point and scale; others stay tract's.
 
-use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Shape};
+use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Reads, Shape};
 use super::fast_quantize::{batch_norm_quantize_u8, quantize_u8, BatchNorm};
 use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::spin_team::for_each_task;
@@ -238,14 +238,14 @@ impl DirectConvI8 {
     }
 
     /// Block `b`'s weights, bias and multipliers over `input`.
-    fn block<'a>(&self, args: &Args<'a>, input: Input<'a>, b: usize) -> Block<'a> {
+    fn block<'a>(&self, args: &Args<'a>, input: Reads<'a, u8>, b: usize) -> Block<'a> {
         let steps = input.offsets.len();
         let mut bias = [0i32; ROWS];
         bias.copy_from_slice(&args.bias[b * ROWS..(b + 1) * ROWS]);
         let mut scale = [0f32; ROWS];
         scale.copy_from_slice(&args.scales[b * ROWS..(b + 1) * ROWS]);
         Block {
-            input: input.quads,
+            input: input.input,
             offsets: input.offsets,
             max_offset: input.max_offset,
             weights: &args.weights[b * steps * ROWS..(b + 1) * steps * ROWS],
@@ -326,11 +326,7 @@ impl DirectConvI8 {
                     let len = tile.min(q1 - t0);
                     self.quad_tile(args.source, t0, len, buf);
                     let offsets: Vec<usize> = (0..self.quads()).map(|q| q * len).collect();
-                    let input = Input {
-                        quads: &buf.quads,
-                        offsets: &offsets,
-                        max_offset: (self.quads() - 1) * len,
-                    };
+                    let input = Reads::new(&buf.quads, &offsets);
                     for b in 0..blocks {
                         let block = self.block(args, input, b);
                         let out = out.skip(b * ROWS * hw + t0);
@@ -359,16 +355,9 @@ impl DirectConvI8 {
                 1 => {
                     let plane = self.quad_band(args.source, y0, y1, band);
                     offsets = self.offsets_over(self.quads(), plane);
-                    Input {
-                        quads: &band.quads,
-                        max_offset: offsets.iter().copied().max().unwrap_or(0),
-                        offsets: &offsets,
-                    }
+                    Reads::new(&band.quads, &offsets)
                 }
-                _ => Input {
-                    quads: &args.phases.quads[y0 * row * 4..],
-                    ..args.phases
-                },
+                _ => args.phases.from(y0 * row * 4),
             };
             self.fill_rows(args, input, (y0, y1), len, out)
         })
@@ -380,7 +369,7 @@ impl DirectConvI8 {
     fn fill_rows(
         &self,
         args: &Args,
-        input: Input,
+        input: Reads<u8>,
         (y0, y1): (usize, usize),
         len: usize,
         out: OutBytes,
@@ -485,18 +474,10 @@ const PARALLEL_LAYOUT: usize = if cfg!(test) { 1 } else { 1 << 15 };
 /// that their small layers run over several tiles, the last one partial).
 const TILE_BYTES: usize = if cfg!(test) { 2 << 10 } else { 512 << 10 };
 
-/// The input as the kernel reads it: quads, and the steps' offsets into them.
-#[derive(Clone, Copy)]
-struct Input<'a> {
-    quads: &'a [u8],
-    offsets: &'a [usize],
-    max_offset: usize,
-}
-
 struct Args<'a> {
     /// The stride-2 stem's whole input in phase planes of quads ([`DirectConvI8::phase_input`];
     /// empty for the other layers, which lay out tiles or bands of rows as they go).
-    phases: Input<'a>,
+    phases: Reads<'a, u8>,
     source: &'a Source<'a>,
     weights: &'a [i32],
     bias: &'a [i32],
@@ -628,11 +609,7 @@ impl EvalOp for DirectConvI8 {
             _ => (self.phase_input(&src, threads)?, self.offsets(self.quads())),
         };
         let args = Args {
-            phases: Input {
-                quads: &quads,
-                max_offset: offsets.iter().copied().max().unwrap_or(0),
-                offsets: &offsets,
-            },
+            phases: Reads::new(&quads, &offsets),
             source: &src,
             weights,
             bias,

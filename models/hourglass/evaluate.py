@@ -59,10 +59,11 @@ def _prepare(images, joints, input_size):
 def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         model.eval()
+        device = next(model.parameters()).device
         with torch.no_grad():
             out = []
             for i in range(0, len(x), 16):
-                out.append(model(torch.from_numpy(x[i:i + 16]))[-1].numpy())
+                out.append(model(torch.from_numpy(x[i:i + 16]).to(device))[-1].cpu().numpy())
         return np.concatenate(out)
     return run
 

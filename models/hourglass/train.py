@@ -12,6 +12,13 @@ Checkpoints: ``<out>/last.pt`` every ``train.checkpoint_every`` steps and at the
 optimiser, schedule, step, config, log), ``<out>/best.pt`` by held-out real PCKh when
 evaluation runs. Seeded: weights from ``train.seed``, each batch from ``(seed, step)``, so a
 resumed run continues with the same batches; with ``torch.use_deterministic_algorithms`` on CPU.
+
+Hardware: ``train.device`` is ``cpu``, ``cuda`` or ``auto``. ``train.workers`` > 0 builds the
+batches ahead in that many forked processes (a GPU step is far quicker than drawing and warping
+its samples on one core); the batches are the same ``(seed, step)`` ones, in order.
+``train.steps = 0`` with ``train.max_minutes`` set plans the step count from the speed measured
+over the warm-up, so the cosine schedule ends when the time does; the planned count is printed
+and stored in the checkpoint's config, so ``--steps N`` repeats that schedule anywhere.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ import argparse
 import copy
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
 import tomllib
+from collections import deque
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -42,7 +51,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     "augment": {},
     "train": {"seed": 0, "batch_size": 16, "steps": 3000, "max_minutes": 0.0, "lr": 1e-3, "warmup": 100,
               "weight_decay": 0.0, "checkpoint_every": 100, "eval_every": 500, "log_every": 10,
-              "out": "runs/default", "threads": 1, "deterministic": True},
+              "out": "runs/default", "threads": 1, "deterministic": True, "device": "cpu", "workers": 0},
 }
 
 
@@ -89,9 +98,73 @@ def lr_at(step: int, cfg) -> float:
     warm = int(t["warmup"])
     if step < warm:
         return t["lr"] * (step + 1) / warm
+    if int(t["steps"]) <= 0:  # still planning the step count (see the module doc): hold the peak
+        return t["lr"]
     total = max(int(t["steps"]), warm + 1)
     p = min(1.0, (step - warm) / (total - warm))
     return t["lr"] * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"train.device = {name!r}, but PyTorch sees no GPU: set train.device to \"cpu\" or \"auto\"")
+    return torch.device(name)
+
+
+_POOL_DATA = None  # each batch worker's own dataset
+
+
+def _init_worker(cfg, cache_dir: str):
+    global _POOL_DATA
+    torch.set_num_threads(1)
+    import cv2
+
+    cv2.setNumThreads(1)
+    from .dataset import MixedDataset
+
+    _POOL_DATA = MixedDataset(cfg, cache_dir)
+
+
+def _pool_batch(seed: int, step: int, batch_size: int):
+    x, t, w = _POOL_DATA.batch(seed, step, batch_size)
+    # float16 halves what crosses the pipe; the inputs are 8-bit pixels and the targets smooth
+    return x.numpy().astype(np.float16), t.numpy().astype(np.float16), w.numpy()
+
+
+class BatchFeed:
+    """The batches of successive steps, built ahead by a process pool (or in-process).
+
+    The workers are spawned, not forked: a fork of a process that holds OpenCV's or CUDA's
+    threads can hang. Each loads its own copy of the dataset (a few seconds)."""
+
+    def __init__(self, data, cfg, cache_dir: str, batch_size: int, workers: int):
+        self.data, self.seed, self.bs = data, int(cfg["train"]["seed"]), batch_size
+        self.pending: deque = deque()
+        self.next_step = None
+        self.pool = None
+        if workers > 0:
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, cache_dir))
+            self.ahead = 2 * workers
+
+    def get(self, step: int, last: int):
+        """The batch of ``step``; queues steps up to ``last`` (exclusive) ahead of it."""
+        if self.pool is None:
+            return self.data.batch(self.seed, step, self.bs)
+        if self.next_step is None:
+            self.next_step = step
+        while len(self.pending) < self.ahead and self.next_step < last:
+            self.pending.append(self.pool.apply_async(_pool_batch, (self.seed, self.next_step, self.bs)))
+            self.next_step += 1
+        x, t, w = self.pending.popleft().get()
+        return torch.from_numpy(x).float(), torch.from_numpy(t).float(), torch.from_numpy(w)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
 
 
 def save(path, model, opt, step, cfg, log, best):
@@ -104,8 +177,11 @@ def save(path, model, opt, step, cfg, log, best):
 def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
     t = cfg["train"]
     torch.set_num_threads(int(t["threads"]))
-    if t.get("deterministic", True):
+    device = pick_device(str(t.get("device", "cpu")))
+    if device.type == "cpu" and t.get("deterministic", True):
         torch.use_deterministic_algorithms(True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(int(t["seed"]))
     out = resolve(t["out"])
     os.makedirs(out, exist_ok=True)
@@ -114,7 +190,7 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
     from .dataset import MixedDataset
 
     data = MixedDataset(cfg, cache)
-    model = build_model(cfg)
+    model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
     step, log, best = 0, [], -1.0
     last = os.path.join(out, "last.pt")
@@ -134,24 +210,44 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
     max_s = float(t["max_minutes"]) * 60.0
     steps = int(t["steps"])
     bs = int(t["batch_size"])
+    plan_at = None
+    if steps <= 0:
+        if max_s <= 0:
+            raise SystemExit("train.steps = 0 plans the steps from train.max_minutes, which is not set")
+        plan_at = step + max(int(t["warmup"]), 50)
+        steps = 1 << 40
+    mark = None  # (step, time) where the speed for the plan is first measured: after start-up costs
+    feed = BatchFeed(data, cfg, cache, bs, int(t.get("workers", 0)))
     model.train()
     running = []
+    eval_s = 0.0
     while step < steps:
         if max_s > 0 and elapsed0 + time.time() - t0 >= max_s:
             print(f"time budget of {t['max_minutes']} min reached at step {step}", flush=True)
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        x, target, weight = data.batch(int(t["seed"]), step, bs)
+        x, target, weight = (v.to(device, non_blocking=True) for v in feed.get(step, plan_at or steps))
         outs = model(x)
         loss = stack_loss(outs, target, weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        running.append([loss.item()] + [((o.detach() - target) ** 2 * weight[:, :, None, None]).mean().item() for o in outs])
+        with torch.no_grad():  # kept on the device: one transfer per log line, not per step
+            running.append(torch.stack([loss] + [((o - target) ** 2 * weight[:, :, None, None]).mean() for o in outs]))
+        if plan_at is not None and step == plan_at - max(int(t["warmup"]), 50) // 2:
+            mark = (step, time.time() - eval_s)
+        if plan_at is not None and step == plan_at:
+            spent = elapsed0 + time.time() - t0
+            rate = (step - mark[0]) / max(1e-6, time.time() - eval_s - mark[1])
+            steps = step + int(0.93 * rate * (max_s - spent))  # evaluations and saving take the rest
+            cfg["train"]["steps"] = steps
+            plan_at = None
+            print(f"planned {steps} steps: {rate:.1f} steps/s over the first {step} steps, "
+                  f"{max_s - spent:.0f} s left", flush=True)
         if step % int(t["log_every"]) == 0 or step == steps:
-            r = np.mean(running, axis=0)
+            r = torch.stack(running).mean(0).cpu().numpy()
             running = []
             entry = {"step": step, "loss": float(r[0]), "stack_losses": [float(v) for v in r[1:]],
                      "lr": lr_at(step - 1, cfg), "elapsed_s": round(elapsed0 + time.time() - t0, 1)}
@@ -161,6 +257,7 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
         if eval_every > 0 and (step % eval_every == 0 or step == steps):
             from . import evaluate as ev
 
+            e0 = time.time()
             if evalsets is None:
                 evalsets = ev.evaluation_sets(int(cfg["model"]["input_size"]), cache)
                 if float(cfg["data"].get("mpii_weight", 0)) > 0:
@@ -171,12 +268,14 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
             summary = {k: {"PCKh@0.5": v["PCKh@0.5"], "PCK@0.2": v["PCK@0.2"]} for k, v in res.items()}
             log.append({"step": step, "eval": summary, "elapsed_s": round(elapsed0 + time.time() - t0, 1)})
             print(json.dumps(log[-1]), flush=True)
+            eval_s += time.time() - e0
             key = next(iter(res))  # mpii_val, else the real held-out set, else synthetic
             if res[key]["PCKh@0.5"] > best:
                 best = res[key]["PCKh@0.5"]
                 save(os.path.join(out, "best.pt"), model, opt, step, cfg, log, best)
         if step % int(t["checkpoint_every"]) == 0:
             save(last, model, opt, step, cfg, log, best)
+    feed.close()
     save(last, model, opt, step, cfg, log, best)
     print(f"done: step {step}, {elapsed0 + time.time() - t0:.0f}s; checkpoint {last}", flush=True)
     return {"step": step, "log": log, "model": model, "out": out}

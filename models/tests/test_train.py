@@ -136,3 +136,37 @@ def test_tiny_training_run_and_export(tmp_path):
     assert run.returncode == 0, run.stderr
     obj = json.loads(run.stdout.strip().splitlines()[0])
     assert len(obj["keypoints"]) == 16
+
+
+def test_worker_pool_builds_the_same_batches_in_order(tmp_path):
+    from hourglass.train import BatchFeed
+
+    cfg = tiny_config(str(tmp_path / "run"))
+    data = MixedDataset(cfg, str(tmp_path))
+    feed = BatchFeed(data, cfg, str(tmp_path), batch_size=3, workers=2)
+    try:
+        for step in range(5):
+            x, t, w = feed.get(step, last=5)
+            ex, et, ew = data.batch(0, step, 3)
+            # the pool sends float16: inputs and targets in [0, 1] come back within 2^-11
+            assert torch.allclose(x, ex, atol=1e-3) and torch.allclose(t, et, atol=1e-3), step
+            assert torch.equal(w, ew), step
+    finally:
+        feed.close()
+
+
+def test_steps_planned_from_the_time_budget(tmp_path, capsys):
+    cfg = tiny_config(str(tmp_path / "run"), steps=0)
+    with pytest.raises(SystemExit, match="max_minutes"):
+        train(cfg, quiet=True)
+    cfg = tiny_config(str(tmp_path / "run"), steps=0)
+    cfg["train"]["max_minutes"] = 0.25
+    res = train(cfg, quiet=True)
+    planned = cfg["train"]["steps"]
+    # planned after the first 50 steps (the warm-up is shorter), to end inside the budget
+    assert planned > 50 and "planned" in capsys.readouterr().out
+    assert res["step"] == planned or res["log"][-1]["elapsed_s"] >= 15.0
+    lrs = [e["lr"] for e in res["log"] if "lr" in e]
+    assert lrs[10] == pytest.approx(3e-3)  # the peak is held until the plan is made
+    if res["step"] == planned:
+        assert lrs[-1] < 0.05 * 3e-3  # and the cosine ends where the planned steps do

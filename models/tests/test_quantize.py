@@ -204,20 +204,22 @@ def test_auto_float_layers_bring_the_heatmaps_within_the_target(tmp_path, sample
     x.astype("<f4").tofile(raw)
     common = [DEFAULT, "--inputs", str(raw), "--inputs-shape", ",".join(map(str, x.shape))]
     all_int8, auto = str(tmp_path / "all.onnx"), str(tmp_path / "auto.onnx")
+    # On the bundled model and this photo every convolution in int8 misses 8e-3 (1.2e-2 on the
+    # last stack, 1.0e-2 on the first) and a few in float reach it.
     assert main(common + ["-o", all_int8, "--float-layers", "0"]) == 0
-    assert main(common + ["-o", auto, "--target-error", "0.005"]) == 0
+    assert main(common + ["-o", auto, "--target-error", "0.008"]) == 0
     printed = capsys.readouterr().out
-    assert "target 5e-03 reached" in printed and "in float: " in printed
+    assert "target 8e-03 reached" in printed and "in float: " in printed
     error = HeatmapError(onnx.load(DEFAULT), [x[:1], x[1:]])
-    assert error(onnx.load(auto)) <= 0.005 < error(onnx.load(all_int8))
+    assert error(onnx.load(auto)) <= 0.008 < error(onnx.load(all_int8))
     kept = Counter(n.op_type for n in onnx.load(auto).graph.node)["Conv"]
     assert kept == printed.count("in float: ") > 0
     # The target holds for the output hgpose reads (--output-index; the first stack's here).
     first = str(tmp_path / "first.onnx")
-    assert main(common + ["-o", first, "--target-error", "0.005", "--output-index", "0"]) == 0
+    assert main(common + ["-o", first, "--target-error", "0.008", "--output-index", "0"]) == 0
     capsys.readouterr()
     first_stack = HeatmapError(onnx.load(DEFAULT), [x[:1], x[1:]], output=0)
-    assert first_stack(onnx.load(first)) <= 0.005 < first_stack(onnx.load(all_int8))
+    assert first_stack(onnx.load(first)) <= 0.008 < first_stack(onnx.load(all_int8))
     # A target the all-int8 model already meets: nothing ranked, nothing left in float.
     assert main(common + ["-o", auto, "--target-error", "1"]) == 0
     assert "with every convolution in int8" in capsys.readouterr().out

@@ -246,7 +246,7 @@ impl PoseModel {
     /// the plan the previous one left.
     fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
         type Rewrite = fn(&mut TypedModel) -> TractResult<usize>;
-        let rewrites: [(&str, Rewrite); 11] = [
+        let rewrites: [(&str, Rewrite); 12] = [
             (
                 "residual adds out of matrix products",
                 super::unfused_add::swap_in,
@@ -257,6 +257,7 @@ impl PoseModel {
             ),
             ("requantizations", super::fast_quantize::swap_in),
             ("max pools", super::fast_pool::swap_in),
+            ("upsamples into adds", super::fast_upsample_add::swap_in),
             ("batch norms", super::fast_scale_shift::swap_in),
             ("dequantizations", super::fast_dequantize::swap_in),
             (

@@ -15,6 +15,7 @@ mod fast_pool;
 mod fast_quantize;
 mod fast_requant;
 mod fast_scale_shift;
+mod fast_upsample_add;
 mod flat_pointwise;
 mod i8_conv_kernel;
 mod int8_kernel;

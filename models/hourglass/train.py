@@ -14,10 +14,11 @@ evaluation runs. Seeded: weights from ``train.seed``, each batch from ``(seed, s
 resumed run continues with the same batches; with ``torch.use_deterministic_algorithms`` on CPU.
 
 Hardware: ``train.device`` is ``cpu``, ``cuda`` or ``auto``. ``train.workers`` > 0 builds the
-batches ahead in that many forked processes (a GPU step is far quicker than drawing and warping
+batches ahead in that many spawned processes (a GPU step is far quicker than drawing and warping
 its samples on one core); the batches are the same ``(seed, step)`` ones, in order.
 ``train.steps = 0`` with ``train.max_minutes`` set plans the step count from the speed measured
-over the warm-up, so the cosine schedule ends when the time does; the planned count is printed
+over the second half of the warm-up (at least 50 steps), so the cosine schedule ends when the
+time does; the planned count is printed
 and stored in the checkpoint's config, so ``--steps N`` repeats that schedule anywhere.
 """
 
@@ -216,7 +217,9 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
             raise SystemExit("train.steps = 0 plans the steps from train.max_minutes, which is not set")
         plan_at = step + max(int(t["warmup"]), 50)
         steps = 1 << 40
-    mark = None  # (step, time) where the speed for the plan is first measured: after start-up costs
+    # the speed for the plan is measured from `mark` (step, time) on, after start-up costs
+    mark = None
+    mark_at = plan_at - max(int(t["warmup"]), 50) // 2 if plan_at is not None else None
     feed = BatchFeed(data, cfg, cache, bs, int(t.get("workers", 0)))
     model.train()
     running = []
@@ -236,7 +239,7 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
         step += 1
         with torch.no_grad():  # kept on the device: one transfer per log line, not per step
             running.append(torch.stack([loss] + [((o - target) ** 2 * weight[:, :, None, None]).mean() for o in outs]))
-        if plan_at is not None and step == plan_at - max(int(t["warmup"]), 50) // 2:
+        if step == mark_at:
             mark = (step, time.time() - eval_s)
         if plan_at is not None and step == plan_at:
             spent = elapsed0 + time.time() - t0
@@ -244,7 +247,7 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
             steps = step + int(0.93 * rate * (max_s - spent))  # evaluations and saving take the rest
             cfg["train"]["steps"] = steps
             plan_at = None
-            print(f"planned {steps} steps: {rate:.1f} steps/s over the first {step} steps, "
+            print(f"planned {steps} steps: {rate:.1f} steps/s over steps {mark[0]}-{step}, "
                   f"{max_s - spent:.0f} s left", flush=True)
         if step % int(t["log_every"]) == 0 or step == steps:
             r = torch.stack(running).mean(0).cpu().numpy()

@@ -190,6 +190,8 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
 
     from .dataset import MixedDataset
 
+    # built here even when workers build their own: a bad data config fails at once, here, and
+    # not in a worker's initializer, where the pool would restart it without end
     data = MixedDataset(cfg, cache)
     model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))

@@ -1,4 +1,5 @@
-"""The person-crop sets (hourglass.data.crops): the network's view of a box, and the even pick."""
+"""The person-crop sets (hourglass.data.crops): the network's view of a box (real.box_view, which
+the teacher labelling uses too), and the even pick."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 
 pytest.importorskip("cv2", reason="the crops need opencv-python-headless (models/requirements-train.txt)")
 
-from hourglass.data.crops import evenly, view
+from hourglass.data.crops import evenly
+from hourglass.data.real import box_view as view
 
 
 def test_view_is_the_box_with_the_runtime_margin():

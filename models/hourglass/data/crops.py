@@ -26,9 +26,7 @@ import cv2
 import numpy as np
 
 from .fetch import cache_path, fetch_all
-from .real import HELDOUT_FRACTION, PHOTO_BOXES, crop_square, detect_people, load_rgb, median_background, read_video
-
-MARGIN_VIEW = 1.5  # the runtime's default 25% margin on each side of the box
+from .real import HELDOUT_FRACTION, PHOTO_BOXES, box_view, detect_people, load_rgb, median_background, read_video
 
 
 def evenly(items: list, count: int) -> list:
@@ -36,12 +34,6 @@ def evenly(items: list, count: int) -> list:
     if len(items) <= count:
         return items
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
-
-
-def view(img: np.ndarray, box) -> np.ndarray:
-    x, y, w, h = box
-    side = MARGIN_VIEW * max(w, h)
-    return crop_square(img, x + w / 2, y + h / 2, side, int(round(side)))
 
 
 def write_crops(out: str, calib: int = 24, heldout: int = 40, offset: int = 0) -> dict:
@@ -65,7 +57,7 @@ def write_crops(out: str, calib: int = 24, heldout: int = 40, offset: int = 0) -
                 name = os.path.splitext(os.path.basename(path))[0] + "_" + "_".join(map(str, box[:2]))
                 chosen.append((name, load_rgb(cache_path(path)), box))
         for name, img, box in chosen:
-            cv2.imwrite(os.path.join(folder, name + ".png"), cv2.cvtColor(view(img, box), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(os.path.join(folder, name + ".png"), cv2.cvtColor(box_view(img, box), cv2.COLOR_RGB2BGR))
         written[split] = len(chosen)
     return written
 

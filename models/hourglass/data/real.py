@@ -28,6 +28,7 @@ from .fetch import cache_path, fetch_all
 
 CROP = 256
 CONTEXT = 2.0
+MARGIN_VIEW = 1.5  # what the network sees of a box: the runtime's default 25% margin each side
 HELDOUT_FRACTION = 0.2
 
 # x, y, w, h person boxes in the cached photos; (file, box, split)
@@ -55,6 +56,14 @@ def crop_square(img: np.ndarray, cx: float, cy: float, side: float, out: int) ->
     m = np.array([[s, 0, out / 2 - s * cx - 0.5 + 0.5 * s], [0, s, out / 2 - s * cy - 0.5 + 0.5 * s]])
     return cv2.warpAffine(img, m, (out, out), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def box_view(img: np.ndarray, box, out: int = 0) -> np.ndarray:
+    """The runtime's view of person ``box`` (x, y, w, h): the square of side
+    ``MARGIN_VIEW * max(w, h)`` around it, resized to ``out`` pixels (0: its own size)."""
+    x, y, w, h = box
+    side = MARGIN_VIEW * max(w, h)
+    return crop_square(img, x + w / 2, y + h / 2, side, out or int(round(side)))
 
 
 def read_video(path: str) -> np.ndarray:
@@ -126,8 +135,8 @@ def build(teacher_name: str = "EfficientPoseII", train_step: int = 3, heldout_st
     def add(img, box, source, split):
         x, y, w, h = box
         cx, cy = x + w / 2, y + h / 2
-        side_in = 1.5 * max(w, h)
-        tin = crop_square(img, cx, cy, side_in, max(teacher.size, 64))
+        side_in = MARGIN_VIEW * max(w, h)
+        tin = box_view(img, box, max(teacher.size, 64))
         j = teacher.predict(tin)
         j[:, :2] = j[:, :2] * (side_in / tin.shape[0])  # -> offset from crop corner, source px
         side = CONTEXT * max(w, h)

@@ -126,12 +126,12 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         let out = &node.outputs[0].fact;
         for (up_side, skip_side) in [(1, 0), (0, 1)] {
             let skip = node.inputs[skip_side];
-            let same_shape = model.outlet_fact(skip)?.shape == out.shape;
+            if model.outlet_fact(skip)?.shape != out.shape {
+                continue;
+            }
             if let Some(up) = upsample_into(model, node.inputs[up_side], node.id) {
-                if same_shape {
-                    merges.push((node.id, skip, up));
-                    break;
-                }
+                merges.push((node.id, skip, up));
+                break;
             }
         }
     }

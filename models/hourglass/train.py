@@ -219,9 +219,10 @@ def train(cfg, resume: bool = False, quiet: bool = False) -> Dict[str, Any]:
             raise SystemExit("train.steps = 0 plans the steps from train.max_minutes, which is not set")
         plan_at = step + max(int(t["warmup"]), 50)
         steps = 1 << 40
-    # the speed for the plan is measured from `mark` (step, time) on, after start-up costs
+    # the speed for the plan is measured over the second half of the steps before `plan_at`,
+    # from `mark` (step, time) on, after start-up costs
     mark = None
-    mark_at = plan_at - max(int(t["warmup"]), 50) // 2 if plan_at is not None else None
+    mark_at = (step + plan_at) // 2 if plan_at is not None else None
     feed = BatchFeed(data, cfg, cache, bs, int(t.get("workers", 0)))
     model.train()
     running = []

@@ -11,7 +11,8 @@
 //! 40 rounds, 2 threads; the first two rounds are warm-up). x86_64 only: elsewhere tract's
 //! own convolutions run and every setting times the same.
 
-use hgpose::model::{use_inference_threads, with_conv_cuts, ConvCuts, PoseModel};
+use hgpose::model::{use_inference_threads, PoseModel};
+use hgpose_kernels::{with_conv_cuts, ConvCuts};
 use hgpose::pose::Heatmaps;
 use std::path::PathBuf;
 

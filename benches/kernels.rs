@@ -235,7 +235,7 @@ fn main() -> TractResult<()> {
             }
         }
         // hgpose's AVX2 kernel, named here so that this binary links (and registers) it
-        let ours = hgpose::model::avx2_int8_kernel().filter(|k| k.runnable());
+        let ours = hgpose_kernels::avx2_int8_kernel().filter(|k| k.runnable());
         if let Some(ours) = &ours {
             if !runs.iter().any(|(k, _, _)| k.name() == ours.name()) {
                 runs.push((&**ours, 1, DatumType::I8));

@@ -47,13 +47,38 @@ pub enum Error {
     /// Writing an output (JSON, PNG) failed.
     #[error("cannot write {path}: {reason}")]
     Output { path: PathBuf, reason: String },
+
+    /// A step of loading a model failed (`what`), for the cause kept as the source.
+    #[error("model {path}: {what}")]
+    ModelStep {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }
+
+/// A cause kept as an error's source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Error {
     pub(crate) fn model(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
         Error::Model {
             path: path.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// Loading `path` failed at `what`, because of `source`.
+    pub(crate) fn model_because(
+        path: impl Into<PathBuf>,
+        what: impl std::fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::ModelStep {
+            path: path.into(),
+            what: what.to_string(),
+            source: source.into(),
         }
     }
 

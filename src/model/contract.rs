@@ -425,6 +425,18 @@ fn show_dims(dims: &[Option<usize>]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A pose network takes one image: refuse a graph with another number of inputs.
+pub(crate) fn check_one_input(path: &Path, inputs: usize) -> Result<()> {
+    if inputs == 1 {
+        return Ok(());
+    }
+    Err(Error::model(
+        path,
+        format!("the graph has {inputs} inputs; a pose network takes one image"),
+    ))
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,13 +9,16 @@ use tract_onnx::tract_core::internal::DimLike;
 use tract_onnx::tract_core::plan::SimpleState;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::contract::{resolve_input, resolve_output, Contract, GraphOutput, InputSpec};
+use super::contract::{
+    check_one_input, resolve_input, resolve_output, Contract, GraphOutput, InputSpec,
+};
+use hgpose_kernels::Compute;
 use super::precision::{int8_companion, Resolved};
 use super::sidecar::{Layout, OutputKind, Sidecar};
 use super::Precision;
 use crate::error::{Error, Result};
 use crate::platform::CpuInfo;
-use crate::pose::Heatmaps;
+use super::Heatmaps;
 
 /// Time spent in one kind of op during an inference (see [`PoseModel::profile`]).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -108,7 +111,8 @@ impl PoseModel {
                         Ok(m) => m,
                         Err(e) => {
                             tracing::warn!(
-                                "precision auto: the int8 companion does not load ({e}); f32"
+                                "precision auto: the int8 companion does not load ({:#}); f32",
+                                anyhow::Error::from(e)
                             );
                             return Ok(f32_model);
                         }
@@ -170,56 +174,23 @@ impl PoseModel {
         };
         // f32 -> f16 for f16; an f16 artefact back to f32 for f32; nothing converted twice.
         model = super::nnef::to_precision(path, model, precision)?;
-        // HGPOSE_TRACT_OPS=1: the graph as tract optimizes it alone, to compare hgpose's with.
-        let hgpose_ops = std::env::var_os("HGPOSE_TRACT_OPS").is_none();
-        if hgpose_ops && precision == Precision::F32 && super::direct_conv::available() {
-            // hgpose's own f32 convolutions, on the graph as tract declutters it.
-            model = model
-                .into_decluttered()
-                .map_err(|e| Error::model(path, format!("tract cannot declutter it: {e:#}")))?;
-            let swapped = super::direct_conv::swap_in(&mut model)
-                .map_err(|e| Error::model(path, format!("{e:#}")))?;
-            tracing::debug!("{}: {swapped} direct convolutions", path.display());
-        } else if hgpose_ops && precision == Precision::Int8 && super::direct_conv_i8::available() {
-            // hgpose's own int8 convolutions, on the graph as tract declutters it.
-            model = model
-                .into_decluttered()
-                .map_err(|e| Error::model(path, format!("tract cannot declutter it: {e:#}")))?;
-            let swapped = super::direct_conv_i8::swap_in(&mut model)
-                .map_err(|e| Error::model(path, format!("{e:#}")))?;
-            // The layers `quantize` kept in float (`--float-layers`) run hgpose's f32 ones.
-            let float = super::direct_conv::swap_in(&mut model)
-                .map_err(|e| Error::model(path, format!("{e:#}")))?;
-            tracing::debug!(
-                "{}: {swapped} direct int8 convolutions, {float} direct f32 ones",
-                path.display()
-            );
-        } else if hgpose_ops {
-            let flattened = super::flat_pointwise::flatten(&mut model)
-                .map_err(|e| Error::model(path, format!("{e:#}")))?;
-            tracing::debug!(
-                "{}: {flattened} 1x1 convolutions over flat rows",
-                path.display()
-            );
-        } else {
-            tracing::info!("HGPOSE_TRACT_OPS is set: running tract's own graph and ops only");
-        }
-        // hgpose's choice of tract's lowerings for this host (`knobs`), unless tract alone.
-        let knobs = if hgpose_ops {
-            super::knobs::scope().map_err(|e| Error::model(path, format!("{e:#}")))?
-        } else {
-            Default::default()
+        let compute = match precision {
+            Precision::F16 => Compute::F16,
+            Precision::Int8 => Compute::Int8,
+            _ => Compute::F32,
         };
-        let mut optimized = knobs
-            .enter(|| model.into_optimized())
-            .map_err(|e| Error::model(path, format!("tract cannot optimize it: {e:#}")))?;
-        if hgpose_ops {
-            Self::swap_in_fast_ops(path, &mut optimized)?;
+        let (optimized, report) = hgpose_kernels::optimize(model, compute)
+            .map_err(|e| Error::model_because(path, e.to_string(), e.into_source()))?;
+        if report.tract_alone {
+            tracing::info!("HGPOSE_TRACT_OPS is set: running tract's own graph and ops only");
+        } else {
+            tracing::debug!("{}: hgpose's rewrites: {report}", path.display());
         }
         let plan = optimized
             .into_runnable()
-            .map_err(|e| Error::model(path, format!("tract cannot plan it: {e:#}")))?;
-        let state = SimpleState::new(&plan).map_err(|e| Error::model(path, format!("{e:#}")))?;
+            .map_err(|e| Error::model_because(path, "tract cannot plan it", e))?;
+        let state = SimpleState::new(&plan)
+            .map_err(|e| Error::model_because(path, "tract cannot make its state", e))?;
         let shape = contract.input.shape();
         // The graph's own input type: f16 artefacts computed in f16 take f16, int8 graphs f32.
         let dt = plan
@@ -238,51 +209,6 @@ impl PoseModel {
             input,
             input_reallocations: 0,
         })
-    }
-
-    /// Puts hgpose's vectorized ops in place of tract's slow ones, where they compute the same
-    /// tensors (`fast_*` modules), and rearranges tract's matrix products where that pays
-    /// (`unfused_add`, `relu_into_product`, `transposed_product`). Each rewrite runs in turn on
-    /// the plan the previous one left.
-    fn swap_in_fast_ops(path: &Path, optimized: &mut TypedModel) -> Result<()> {
-        type Rewrite = fn(&mut TypedModel) -> TractResult<usize>;
-        let rewrites: [(&str, Rewrite); 12] = [
-            (
-                "residual adds out of matrix products",
-                super::unfused_add::swap_in,
-            ),
-            (
-                "ReLUs into matrix products",
-                super::relu_into_product::swap_in,
-            ),
-            ("requantizations", super::fast_quantize::swap_in),
-            ("max pools", super::fast_pool::swap_in),
-            ("upsamples into adds", super::fast_upsample_add::swap_in),
-            ("batch norms", super::fast_scale_shift::swap_in),
-            ("dequantizations", super::fast_dequantize::swap_in),
-            (
-                "quantizations into int8 convolutions",
-                super::quantize_into_conv::swap_in,
-            ),
-            ("int8 im2cols", super::fast_im2col::swap_in),
-            ("int8 packs", super::fast_pack::swap_in),
-            ("per-channel requantizations", super::fast_requant::swap_in),
-            (
-                "integer products turned around",
-                super::transposed_product::swap_in,
-            ),
-        ];
-        let mut done = vec![];
-        for (what, rewrite) in rewrites {
-            let count = rewrite(optimized).map_err(|e| Error::model(path, format!("{e:#}")))?;
-            if count > 0 {
-                done.push(format!("{count} {what}"));
-            }
-        }
-        if !done.is_empty() {
-            tracing::debug!("{}: hgpose's rewrites: {}", path.display(), done.join(", "));
-        }
-        Ok(())
     }
 
     /// Where one inference's time goes: per kind of optimized op (`OptMatMul`, `Im2col`, ...),
@@ -447,15 +373,10 @@ impl PoseModel {
 
         model
             .set_input_fact(0, f32::fact(input.shape()).into())
-            .map_err(|e| Error::model(path, format!("cannot set the input shape: {e:#}")))?;
+            .map_err(|e| Error::model_because(path, "cannot set the input shape", e))?;
         let typed = model.into_typed().map_err(|e| {
-            Error::model(
-                path,
-                format!(
-                    "tract cannot analyse the graph for input {:?}: {e:#}",
-                    input.shape()
-                ),
-            )
+            let what = format!("tract cannot analyse the graph for input {:?}", input.shape());
+            Error::model_because(path, what, e)
         })?;
         Ok((input, typed))
     }
@@ -478,27 +399,7 @@ impl PoseModel {
     /// and hgpose's own convolution kernels where they run (`hgpose_conv_f32_avx512_6x64`,
     /// `hgpose_conv_i8_avx512vnni_6x64`).
     pub fn kernels(&self) -> std::collections::BTreeMap<String, usize> {
-        let mut kernels = std::collections::BTreeMap::new();
-        for node in self.state.plan().model().nodes() {
-            if let Some(conv) = node.op_as::<super::direct_conv::DirectConv>() {
-                *kernels.entry(conv.kernel_name().to_string()).or_insert(0) += 1;
-                continue;
-            }
-            if let Some(conv) = node.op_as::<super::direct_conv_i8::DirectConvI8>() {
-                *kernels.entry(conv.kernel.name().to_string()).or_insert(0) += 1;
-                continue;
-            }
-            let Ok(info) = node.op().info() else { continue };
-            for line in info.iter().filter(|l| l.starts_with("Mult:")) {
-                let names = line
-                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .filter(|w| w.contains("mmm"));
-                for name in names.collect::<std::collections::BTreeSet<_>>() {
-                    *kernels.entry(name.to_string()).or_insert(0) += 1;
-                }
-            }
-        }
-        kernels
+        hgpose_kernels::kernel_names(self.state.plan().model())
     }
 
     /// Multiply-adds of one inference, from tract's cost model of the optimized plan (convolutions
@@ -611,17 +512,6 @@ impl PoseModel {
             }
         }
     }
-}
-
-/// A pose network takes one image: refuse a graph with another number of inputs.
-pub(crate) fn check_one_input(path: &Path, inputs: usize) -> Result<()> {
-    if inputs == 1 {
-        return Ok(());
-    }
-    Err(Error::model(
-        path,
-        format!("the graph has {inputs} inputs; a pose network takes one image"),
-    ))
 }
 
 /// `auto` between f32 and int8: times both on this CPU (a few runs each) and keeps the faster.

@@ -24,7 +24,7 @@ pub struct CpuInfo {
 impl CpuInfo {
     pub fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let features = detect_features();
+        let features = hgpose_kernels::cpu::features();
         let has = |f: &str| features.contains(&f);
         CpuInfo {
             arch: std::env::consts::ARCH,
@@ -40,18 +40,8 @@ impl CpuInfo {
     }
 }
 
-/// 8-bit dot-product instructions: aarch64 `asimddp`, x86 AVX-512 VNNI or AVX-VNNI.
-pub fn has_int8_dot_product() -> bool {
-    ["asimddp", "avx512vnni", "avxvnni"]
-        .iter()
-        .any(|f| has_feature(f))
-}
-
-/// Whether the running CPU has `feature`, by the names [`CpuInfo::features`] uses (`avx512f`,
-/// `avx512vnni`, `asimddp`, ...): for the choices made per host at load time.
-pub fn has_feature(feature: &str) -> bool {
-    detect_features().contains(&feature)
-}
+/// Feature detection is the kernels' own (per architecture, as their choices need it).
+pub use hgpose_kernels::cpu::{has_feature, has_int8_dot_product};
 
 /// The CPU model as /proc/cpuinfo names it (x86 "model name", ARM "Model"/"CPU part").
 fn cpu_model(cpuinfo: &str) -> String {
@@ -73,72 +63,6 @@ fn cpu_model(cpuinfo: &str) -> String {
         Some(part) => format!("ARM CPU part {part}"),
         None => "unknown".into(),
     }
-}
-
-#[cfg(target_arch = "aarch64")]
-fn detect_features() -> Vec<&'static str> {
-    // Kernel HWCAPs through std: correct under qemu-user too, unlike /proc/cpuinfo (the host's).
-    let mut f = Vec::new();
-    if std::arch::is_aarch64_feature_detected!("neon") {
-        f.push("asimd");
-    }
-    if std::arch::is_aarch64_feature_detected!("fp16") {
-        f.push("asimdhp");
-    }
-    if std::arch::is_aarch64_feature_detected!("dotprod") {
-        f.push("asimddp");
-    }
-    if std::arch::is_aarch64_feature_detected!("i8mm") {
-        f.push("i8mm");
-    }
-    if std::arch::is_aarch64_feature_detected!("sve") {
-        f.push("sve");
-    }
-    f
-}
-
-#[cfg(target_arch = "x86_64")]
-fn detect_features() -> Vec<&'static str> {
-    let mut f = Vec::new();
-    macro_rules! probe {
-        ($($name:tt),*) => {$(if std::arch::is_x86_feature_detected!($name) { f.push($name); })*};
-    }
-    probe!(
-        "sse4.1",
-        "avx",
-        "avx2",
-        "fma",
-        "f16c",
-        "avx512f",
-        "avx512vnni",
-        "avxvnni",
-        "avx512fp16"
-    );
-    // AMX needs the kernel's leave as well as CPUID: tract asks for it, and says whether it got it.
-    if tract_linalg::isa::native().has(tract_linalg::isa::Isa::X86_64AmxInt8) {
-        f.push("amx-int8");
-    }
-    f
-}
-
-#[cfg(target_arch = "arm")]
-fn detect_features() -> Vec<&'static str> {
-    // 32-bit ARM: the kernel lists NEON in /proc/cpuinfo "Features".
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let listed = |name: &str| {
-        cpuinfo
-            .lines()
-            .any(|l| l.starts_with("Features") && l.split_whitespace().any(|w| w == name))
-    };
-    ["neon", "vfpv4", "asimdhp", "asimddp"]
-        .into_iter()
-        .filter(|n| listed(n))
-        .collect()
-}
-
-#[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64", target_arch = "arm")))]
-fn detect_features() -> Vec<&'static str> {
-    Vec::new()
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! toward the higher neighbour, the peak value as confidence; then back to frame pixels.
 
 mod decode;
-mod heatmaps;
 mod keypoints;
 pub mod smoothing;
 pub mod tracking;
 
 pub use decode::{decode_peaks, Peak};
-pub use heatmaps::Heatmaps;
+/// What the network gives, the input of decoding (defined with the model that produces it).
+pub use crate::model::Heatmaps;
 pub use keypoints::{Keypoint, Pose};

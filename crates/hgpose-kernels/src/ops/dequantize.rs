@@ -7,7 +7,7 @@
 //! rounding multiply, so the same bits), with the widest SIMD the CPU has, and splits the tensor
 //! over tract's threads. It is swapped in after tract optimizes the model.
 
-use super::threads::light_work;
+use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
@@ -160,7 +160,7 @@ mod tests {
             zero_point: 90,
         };
         let input = Tensor::from_shape(&[1, 100, 1000], &xs).unwrap();
-        let out = crate::model::threads::on_two_threads(|| {
+        let out = crate::threads::on_two_threads(|| {
             op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
                 .unwrap()
         });

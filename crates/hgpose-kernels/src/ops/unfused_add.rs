@@ -9,7 +9,7 @@
 //! operands, so results are bit-identical. aarch64 and armv7 kernels read `skip` with lane
 //! loads and were not measured on a board, so they keep tract's fusion.
 
-use super::threads::light_work;
+use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::matmul::optimized::{OptMatMul, ProtoFusedSpec};
@@ -125,7 +125,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input};
+    use crate::test_models::{first_output, patterned_input};
 
     fn fused_adds(model: &TypedModel) -> usize {
         model
@@ -157,7 +157,7 @@ mod tests {
     /// The fixture hourglass, optimized as the engine does, then split: the same heatmaps to the bit.
     #[test]
     fn split_products_compute_the_fused_ones_to_the_bit() {
-        let model = crate::model::test_models::fixture_hourglass();
+        let model = crate::test_models::fixture_hourglass();
         let model = model.into_optimized().unwrap();
         let fused = fused_adds(&model);
         assert!(fused > 0, "the fixture has residual adds tract fuses");

@@ -5,7 +5,7 @@
 //! the arithmetic: on an AVX2-only AMD EPYC the bundled model's int8 inference took 1339 / 1278
 //! ms per frame. `.cargo/patches/` holds the one-line fix for tract. Until tract has it, hgpose
 //! adds a kernel-choice tier to tract's own registry (`mmm_tiers`, collected with `inventory`)
-//! that names hgpose's own kernel (`avx2_int8_mmm.rs`: `vpmaddubsw`, exact) for int8 products. Before
+//! that names hgpose's own kernel (`x86_64/int8_mmm.rs`: `vpmaddubsw`, exact) for int8 products. Before
 //! that kernel it named tract's `avx_mmm_i32_8x4` (the same widening arithmetic in VEX-encoded
 //! 128-bit code): 140 / 93 ms on that machine (alternating runs, README "Measured").
 //! `HGPOSE_INT8_KERNEL=<name>` names another kernel tract has (to compare them).
@@ -15,11 +15,8 @@
 //! products and CPUs with VNNI but no AMX keep tract's choices. `HGPOSE_TRACT_OPS=1` (tract
 //! alone) turns the tier off.
 
-// Only x86_64 builds run the kernel; elsewhere its names stay for the tests and docs.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-
 /// The kernel hgpose prefers for int8 products on x86_64 with AVX2 and no VNNI.
-pub const AVX2_INT8_KERNEL: &str = super::avx2_int8_mmm::NAME;
+pub const AVX2_INT8_KERNEL: &str = super::int8_mmm::NAME;
 
 /// tract's AVX-512 VNNI kernel with 16x16 tiles, which packs both operands alike (`PackedI8K4`),
 /// so `transposed_product` can turn its products around.
@@ -50,17 +47,11 @@ fn avx2_int8_kernel() -> &'static str {
 /// Whether int8 products on this CPU run hgpose's own AVX2 kernel (no VNNI, the tier on, and
 /// no other kernel named in `HGPOSE_INT8_KERNEL`).
 pub fn hgpose_kernel_runs() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        tier::applies(&tract_linalg::isa::native())
-            && !crate::platform::has_int8_dot_product()
-            && avx2_int8_kernel() == AVX2_INT8_KERNEL
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    tier::applies(&tract_linalg::isa::native())
+        && !crate::cpu::has_int8_dot_product()
+        && avx2_int8_kernel() == AVX2_INT8_KERNEL
 }
 
-#[cfg(target_arch = "x86_64")]
 mod tier {
     use tract_linalg::isa::{Arch, Isa, IsaSet};
     use tract_linalg::mmm::{Query, Suitable};
@@ -112,7 +103,7 @@ mod tier {
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::tier::{applies, preferred};
     use super::{AMX_MIN_DEPTH, AVX2_INT8_KERNEL, TRACT_AVX_INT8_KERNEL, VNNI_WIDE_KERNEL};

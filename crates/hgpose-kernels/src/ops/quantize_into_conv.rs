@@ -15,8 +15,8 @@
 
 use super::conv_geometry::sole_successor;
 use super::direct_conv_i8::{DirectConvI8, Prelude};
-use super::fast_quantize::FastQuantizeU8;
-use super::fast_scale_shift::FastScaleShift;
+use super::quantize::FastQuantizeU8;
+use super::scale_shift::FastScaleShift;
 use tract_onnx::prelude::*;
 
 /// A convolution and what it takes in: its quantization node, and the batch norm before that.
@@ -97,8 +97,8 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input, QuantizedConv};
-    use crate::model::threads::on_two_threads;
+    use crate::test_models::{first_output, patterned_input, QuantizedConv};
+    use crate::threads::on_two_threads;
 
     /// A quantized layer (with a batch norm and ReLU before it or not) as the engine plans it
     /// on this CPU's int8 kernel, before the prelude is taken in.
@@ -108,8 +108,8 @@ mod tests {
             return None;
         }
         let mut model = model.into_optimized().unwrap();
-        super::super::fast_quantize::swap_in(&mut model).unwrap();
-        super::super::fast_scale_shift::swap_in(&mut model).unwrap();
+        super::super::quantize::swap_in(&mut model).unwrap();
+        super::super::scale_shift::swap_in(&mut model).unwrap();
         Some(model)
     }
 

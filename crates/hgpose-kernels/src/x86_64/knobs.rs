@@ -28,13 +28,13 @@ pub fn scope() -> TractResult<KnobScope> {
 }
 
 fn avx512() -> bool {
-    crate::platform::has_feature("avx512f")
+    crate::cpu::has_feature("avx512f")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input};
+    use crate::test_models::{first_output, patterned_input};
     use tract_onnx::prelude::*;
 
     fn direct_spatial_convs(model: &TypedModel) -> usize {
@@ -47,7 +47,7 @@ mod tests {
     /// same heatmaps up to float summation order.
     #[test]
     fn the_scope_turns_the_direct_spatial_stem_into_a_matrix_product() {
-        let typed = crate::model::test_models::fixture_hourglass();
+        let typed = crate::test_models::fixture_hourglass();
         let theirs = typed.clone().into_optimized().unwrap();
         let ours = scope().unwrap().enter(|| typed.into_optimized()).unwrap();
         if !avx512() {

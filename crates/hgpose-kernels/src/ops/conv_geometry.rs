@@ -245,8 +245,8 @@ impl<'a, T> Reads<'a, T> {
 /// disjoint positions of the same planes at once (a `&mut` slice each would overlap).
 #[derive(Clone, Copy)]
 pub struct Planes<'a, T> {
-    pub(super) ptr: *mut T,
-    pub(super) len: usize,
+    pub(crate) ptr: *mut T,
+    pub(crate) len: usize,
     _borrow: std::marker::PhantomData<&'a mut [T]>,
 }
 

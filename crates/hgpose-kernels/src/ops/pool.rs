@@ -6,7 +6,7 @@
 //! input rows at a time into one output row, a loop the compiler vectorizes, and splits the
 //! channel planes over tract's threads. It is swapped in after tract optimizes the model.
 
-use super::threads::light_work;
+use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{OptMaxPool, PaddingSpec};
@@ -205,6 +205,6 @@ mod tests {
 
     #[test]
     fn tensors_pool_per_plane_split_over_threads() {
-        crate::model::threads::on_two_threads(check_tensor_pooling);
+        crate::threads::on_two_threads(check_tensor_pooling);
     }
 }

@@ -11,7 +11,7 @@
 //! product, rounded ties to even, then the integer add and clamp). It takes the place of the
 //! chain's last node after tract optimizes the model; the others are then dead.
 
-use super::threads::light_work;
+use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -330,7 +330,7 @@ mod tests {
             output_dt: DatumType::U8,
         };
         let input = Tensor::from_shape(&[1, channels, inner], &acc).unwrap();
-        let out = crate::model::threads::on_two_threads(|| {
+        let out = crate::threads::on_two_threads(|| {
             op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
                 .unwrap()
         });

@@ -4,7 +4,7 @@
 //!
 //! tract 0.23 zero-fills the buffer, then stores one byte at a time, 4 bytes apart. That was
 //! ~10% of the int8 inference (`bench --profile`). This op writes each 4 x r block of a panel
-//! once, from four rows of the input interleaved with SIMD byte shuffles (`fast_im2col`'s).
+//! once, from four rows of the input interleaved with SIMD byte shuffles (`im2col`'s).
 //! tract packs a 1x1 convolution of an NCHW image row by row (k = channels, mn = columns,
 //! batched over the rows), so this op packs one matrix per coordinate of the other axes.
 
@@ -15,7 +15,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ndarray::Dimension;
 use tract_onnx::tract_core::ops::matmul::pack::{DynPackedExoticFact, OptMatMulPack};
 
-use super::fast_im2col::{interleave4, interleave4_at};
+use super::im2col::{interleave4, interleave4_at};
 
 /// Packs the `[k, mn]` matrices of a contiguous 8-bit tensor (all other axes are batch axes)
 /// into `PackedI8K4`: panel `p` holds columns `p*r .. p*r+r`; in it, byte `(k/4)*4r + m*4 + k%4`

@@ -9,7 +9,7 @@
 //! as tract does (a product rounded, then a sum rounded, then the max), so its results are
 //! bit-identical. It is swapped in after tract optimizes.
 
-use super::threads::light_work;
+use crate::threads::light_work;
 use tract_linalg::multithread::BShare;
 use tract_linalg::BinOp;
 use tract_onnx::prelude::*;
@@ -193,7 +193,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::threads::on_two_threads;
+    use crate::threads::on_two_threads;
 
     /// A residual module's batch norm and ReLU on an NCHW tensor, optimized by tract, against
     /// the same after the swap: bit-identical, on one thread and split over two.

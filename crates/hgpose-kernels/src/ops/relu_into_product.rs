@@ -95,7 +95,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input};
+    use crate::test_models::{first_output, patterned_input};
 
     fn standalone_maxes(model: &TypedModel) -> usize {
         let ops = model
@@ -109,7 +109,7 @@ mod tests {
     /// is a pass of its own; folded into the products, the heatmaps are the same to the bit.
     #[test]
     fn folded_relus_give_the_same_heatmaps() {
-        let model = crate::model::test_models::fixture_hourglass();
+        let model = crate::test_models::fixture_hourglass();
         let theirs = model.into_optimized().unwrap();
         let before = standalone_maxes(&theirs);
         let mut ours = theirs.clone();

@@ -8,7 +8,7 @@
 //! model's int8 inference went from about 7-9.7 ms to 4.5-6.6 ms. Where the kernel packs both operands alike
 //! (`PackedI8K4`, 16 wide on both sides), swapping them is free: the weights become `a`, the
 //! packed activations `b`, per-row operations become per-column ones and the store's axes swap.
-//! Integer sums come out identical. hgpose's AVX2 kernel (`avx2_int8_mmm`, 8 wide on both
+//! Integer sums come out identical. hgpose's AVX2 kernel (`x86_64::int8_mmm`, 8 wide on both
 //! sides) stores either way at one speed, but turning is what lets quantized 1x1 convolutions
 //! stay one flat product (`flat_pointwise`) instead of one per image row: the bundled model's
 //! int8 inference went from 45 to 38 ms on an AVX2 EPYC (`bench --profile`, one thread).
@@ -119,10 +119,14 @@ fn stores_down_m(op: &OptMatMul) -> bool {
 /// Whether this CPU runs one of the kernels measured here, tract's AVX-512 VNNI ones or
 /// hgpose's AVX2 one: elsewhere products keep tract's orientation (and quantized 1x1
 /// convolutions their rows, see `flat_pointwise`). CPUs with AMX count among the VNNI ones:
-/// the kernel tier (`int8_kernel`) keeps their shallow products, the 1x1 convolutions among
+/// the kernel tier (`x86_64::int8_tier`) keeps their shallow products, the 1x1 convolutions among
 /// them, on VNNI, since AMX packs `a` its own way and could not be turned.
 pub fn turns_products() -> bool {
-    crate::platform::has_feature("avx512vnni") || super::int8_kernel::hgpose_kernel_runs()
+    #[cfg(target_arch = "x86_64")]
+    return crate::cpu::has_feature("avx512vnni")
+        || crate::x86_64::int8_tier::hgpose_kernel_runs();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// Turns every integer product of an optimized model that stores `m`-contiguous around (where
@@ -151,7 +155,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input, QuantizedConv};
+    use crate::test_models::{first_output, patterned_input, QuantizedConv};
 
     /// float -> QuantizeLinear -> QLinearConv 1x1 (32 -> 48 channels, per-channel weight
     /// scales) -> DequantizeLinear, over a 16x16 map: as `quantize` writes convolutions.

@@ -8,7 +8,7 @@
 //! per inference (`bench --profile`), where the f32 graph took 16. [`DirectConvI8`] is the
 //! int8 sibling of [`super::direct_conv::DirectConv`]: it lays the u8 input out in quads of
 //! channels (four channels' bytes side by side, with a border of the input's zero point for
-//! 3x3 and 7x7 kernels), runs [`super::i8_conv_kernel`] over it, and requantizes as it stores.
+//! 3x3 and 7x7 kernels), runs [`super::conv_i8_kernel`] over it, and requantizes as it stores.
 //! A 1x1 layer whose output is dequantized next stores f32 at once, and adds the residual
 //! branch when an add follows (the bottleneck's last convolution and its skip): two fewer passes
 //! over 64x64x128 tensors. Each thread lays out the tile of positions (1x1) or band of padded
@@ -27,10 +27,10 @@
 //! and one output zero point and scale; others stay tract's.
 
 use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Reads, Shape};
-use super::fast_quantize::{batch_norm_quantize_u8, quantize_u8, BatchNorm};
-use super::i8_conv_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
-use super::spin_team::for_each_task;
-use super::threads::executor_threads;
+use super::quantize::{batch_norm_quantize_u8, quantize_u8, BatchNorm};
+use super::conv_i8_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
+use crate::spin_team::for_each_task;
+use crate::threads::executor_threads;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -881,8 +881,8 @@ fn swap_in_with(model: &mut TypedModel, kernel: Kernel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input, QuantizedConv};
-    use crate::model::threads::on_two_threads;
+    use crate::test_models::{first_output, patterned_input, QuantizedConv};
+    use crate::threads::on_two_threads;
 
     /// The layer decluttered as the engine has it, and the same with its convolution swapped
     /// for [`DirectConvI8`] on `kernel`.

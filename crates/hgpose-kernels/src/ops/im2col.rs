@@ -11,7 +11,11 @@
 //! Only undilated, single-group convolutions of one CHW image are taken over, and
 //! only where this op's output fact equals tract's; it is swapped in after tract optimizes.
 
-use super::threads::light_work;
+use crate::threads::light_work;
+#[cfg(target_arch = "aarch64")]
+use crate::aarch64::interleave as simd;
+#[cfg(target_arch = "x86_64")]
+use crate::x86_64::interleave as simd;
 use tract_linalg::mmm::{PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedI8K4;
 use tract_onnx::prelude::*;
@@ -184,16 +188,7 @@ impl PaddedImage {
 fn deinterleave(from: &[u8], step: usize, dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if step == 2 && dst.len() == 16 && from.len() >= 32 {
-        use std::arch::x86_64::*;
-        let run = &from[..32];
-        // SAFETY: SSE2 is part of x86_64; the two loads read run[0..16] and run[16..32].
-        unsafe {
-            let lo = _mm_loadu_si128(run.as_ptr() as *const __m128i);
-            let hi = _mm_loadu_si128(run.as_ptr().add(16) as *const __m128i);
-            let even = _mm_set1_epi16(0x00ff);
-            let packed = _mm_packus_epi16(_mm_and_si128(lo, even), _mm_and_si128(hi, even));
-            _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, packed);
-        }
+        crate::x86_64::interleave::even_bytes_16(&from[..32], dst);
         return;
     }
     for (v, src) in dst.iter_mut().zip(from.iter().step_by(step)) {
@@ -239,74 +234,6 @@ pub fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
     }
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-mod simd {
-    /// 8 or 16 columns of the four rows starting at `rows`, interleaved into `out`.
-    ///
-    /// # Safety
-    /// Each of `rows` must have `len` readable bytes; `out` must hold `4 * len` (asserted).
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    pub unsafe fn interleave_rows(rows: [*const u8; 4], len: usize, out: &mut [u8]) {
-        use std::arch::x86_64::*;
-        assert!((len == 8 || len == 16) && out.len() >= 4 * len);
-        // SAFETY: SSE2 is part of x86_64; len-byte loads from the rows (the caller's contract)
-        // and 4 * len bytes stored into `out` (asserted).
-        unsafe {
-            let dst = out.as_mut_ptr() as *mut __m128i;
-            if len == 8 {
-                let ld = |i: usize| _mm_loadl_epi64(rows[i] as *const __m128i);
-                let ab = _mm_unpacklo_epi8(ld(0), ld(1));
-                let cd = _mm_unpacklo_epi8(ld(2), ld(3));
-                _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab, cd));
-                _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab, cd));
-                return;
-            }
-            let ld = |i: usize| _mm_loadu_si128(rows[i] as *const __m128i);
-            let (va, vb, vc, vd) = (ld(0), ld(1), ld(2), ld(3));
-            let ab_lo = _mm_unpacklo_epi8(va, vb);
-            let ab_hi = _mm_unpackhi_epi8(va, vb);
-            let cd_lo = _mm_unpacklo_epi8(vc, vd);
-            let cd_hi = _mm_unpackhi_epi8(vc, vd);
-            _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab_lo, cd_lo));
-            _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
-            _mm_storeu_si128(dst.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
-            _mm_storeu_si128(dst.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
-        }
-    }
-
-    /// 8 or 16 columns of the four rows starting at `rows`, with NEON's interleaving stores.
-    ///
-    /// # Safety
-    /// Each of `rows` must have `len` readable bytes; `out` must hold `4 * len` (asserted).
-    #[cfg(target_arch = "aarch64")]
-    #[inline(always)]
-    pub unsafe fn interleave_rows(rows: [*const u8; 4], len: usize, out: &mut [u8]) {
-        use std::arch::aarch64::*;
-        assert!((len == 8 || len == 16) && out.len() >= 4 * len);
-        // SAFETY: len-byte loads from the rows (the caller's contract), a 4 * len-byte store
-        // into `out` (asserted).
-        unsafe {
-            if len == 8 {
-                let v = uint8x8x4_t(
-                    vld1_u8(rows[0]),
-                    vld1_u8(rows[1]),
-                    vld1_u8(rows[2]),
-                    vld1_u8(rows[3]),
-                );
-                vst4_u8(out.as_mut_ptr(), v);
-                return;
-            }
-            let v = uint8x16x4_t(
-                vld1q_u8(rows[0]),
-                vld1q_u8(rows[1]),
-                vld1q_u8(rows[2]),
-                vld1q_u8(rows[3]),
-            );
-            vst4q_u8(out.as_mut_ptr(), v);
-        }
-    }
-}
 
 impl Op for FastIm2ColK4 {
     fn name(&self) -> StaticName {
@@ -360,7 +287,7 @@ impl EvalOp for FastIm2ColK4 {
                 },
             )?;
         }
-        let values = tvec!(super::fast_pack::packed_k4(
+        let values = tvec!(super::pack::packed_k4(
             &self.format,
             k,
             n,
@@ -583,7 +510,7 @@ mod tests {
             geometry: g.clone(),
             format: PackedI8K4::new(16),
         };
-        let threaded = crate::model::threads::on_two_threads(|| run(&op, &x, Some(9)));
+        let threaded = crate::threads::on_two_threads(|| run(&op, &x, Some(9)));
         assert_eq!(threaded, reference(&g, 16, &x, 9));
     }
 

@@ -10,7 +10,7 @@
 //! additions on the same operands, so results are bit-identical.
 
 use super::conv_geometry::sole_successor;
-use super::threads::light_work;
+use crate::threads::light_work;
 use super::unfused_add::StreamedAdd;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -158,7 +158,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::{first_output, patterned_input};
+    use crate::test_models::{first_output, patterned_input};
 
     #[test]
     fn adds_each_low_value_over_its_two_by_two_square() {
@@ -218,7 +218,7 @@ mod tests {
             };
             let want = run(&model);
             assert_eq!(run(&merged), want);
-            let two = crate::model::threads::on_two_threads(|| run(&merged));
+            let two = crate::threads::on_two_threads(|| run(&merged));
             assert_eq!(two, want);
         }
     }
@@ -229,7 +229,7 @@ mod tests {
     /// (the engine's own convolutions take the residual adds, leaving every merge plain).
     #[test]
     fn merged_hourglass_computes_tracts_heatmaps_to_the_bit() {
-        let model = crate::model::test_models::fixture_hourglass();
+        let model = crate::test_models::fixture_hourglass();
         let mut model = model.into_optimized().unwrap();
         super::super::unfused_add::swap_in(&mut model).unwrap();
         let ups = count(&model, "NearestUpsample");
@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(count(&merged, "NearestUpsample"), ups - swapped);
         let input = patterned_input((1, 3, 256, 256));
         assert_eq!(first_output(&merged, &input), first_output(&model, &input));
-        let on_two = crate::model::threads::on_two_threads(|| first_output(&merged, &input));
+        let on_two = crate::threads::on_two_threads(|| first_output(&merged, &input));
         assert_eq!(on_two, first_output(&model, &input));
     }
 

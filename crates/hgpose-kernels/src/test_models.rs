@@ -5,13 +5,13 @@ use tract_onnx::prelude::*;
 /// The 2-stack fixture hourglass (`models/fixtures/hg_s2_f32_stacked.onnx`, 256x256 input),
 /// typed, with its 1x1 convolutions flattened as the engine does before optimizing.
 pub fn fixture_hourglass() -> TypedModel {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fixtures");
     let mut model = tract_onnx::onnx()
         .model_for_path(root.join("hg_s2_f32_stacked.onnx"))
         .unwrap()
         .into_typed()
         .unwrap();
-    super::flat_pointwise::flatten(&mut model).unwrap();
+    crate::ops::flat_pointwise::flatten(&mut model).unwrap();
     model
 }
 

@@ -20,11 +20,8 @@
 //!
 //! The fused epilogue (bias, zero-point corrections, residual add, min/max, store) is
 //! vectorized over the 8 rows of a column; requantization steps (`QScale`, rounding shifts)
-//! run through tract's own scalar arithmetic so their rounding is tract's. `int8_kernel.rs`
+//! run through tract's own scalar arithmetic so their rounding is tract's. `x86_64/int8_tier.rs`
 //! names this kernel for int8 products on AVX2 machines without VNNI.
-
-// Only x86_64 builds run the kernel; elsewhere its names stay for the tests and docs.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 /// Rows and columns of one output tile.
 pub const MR: usize = 8;
@@ -33,7 +30,6 @@ pub const NR: usize = 8;
 /// The name tract lists this kernel under.
 pub const NAME: &str = "hgpose_avx2_mmm_i32_8x8";
 
-#[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{MR, NAME, NR};
     use std::arch::x86_64::*;
@@ -62,7 +58,7 @@ mod x86 {
         )
         .with_packing(PackedI8K4::new(MR), PackedI8K4::new(NR))
         .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx2]))
-        // Never tract's own pick: only `int8_kernel.rs`'s tier names it.
+        // Never tract's own pick: only `x86_64/int8_tier.rs`'s tier names it.
         .with_boost(|| -1_000_000);
         kernel.arch = Some(Arch::X86_64);
         kernel
@@ -389,16 +385,12 @@ mod x86 {
     }
 }
 
-/// hgpose's AVX2 int8 kernel, where this build has one (x86_64), whether or not this CPU can
-/// run it (`runnable()` says).
-pub fn kernel() -> Option<Box<dyn tract_linalg::mmm::MatMatMul>> {
-    #[cfg(target_arch = "x86_64")]
-    return Some(x86::KERNEL.mmm());
-    #[cfg(not(target_arch = "x86_64"))]
-    return None;
+/// hgpose's AVX2 int8 kernel, whether or not this CPU can run it (`runnable()` says).
+pub fn kernel() -> Box<dyn tract_linalg::mmm::MatMatMul> {
+    x86::KERNEL.mmm()
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::{x86::KERNEL, MR, NR};
     use tract_linalg::mmm::RoundingPolicy;

@@ -8,7 +8,7 @@
 //! with 64 input channels ran at 9. [`DirectConv`] reads the NCHW planes where they lie: a 1x1
 //! convolution is a product of the weights with the input as it is (one row per channel), and
 //! a 3x3 one is the same product over nine shifted views of a zero-bordered copy, whose two
-//! extra columns per row are computed and dropped. The kernel ([`super::f32_conv_kernel`])
+//! extra columns per row are computed and dropped. The kernel ([`super::conv_f32_kernel`])
 //! holds 6 channels x 64 positions in registers. The bias, a ReLU and a residual add that
 //! follow are done as each result is stored. On the default model the convolutions then ran
 //! at 25-45 GMAC/s, 3x3 ones fastest.
@@ -27,12 +27,12 @@
 //! the 128->256 layer 8% slower.
 //!
 //! On more than one thread a layer is cut into runs of output positions (see
-//! [`DirectConv::tiling`]), which the caller and [`super::spin_team`]'s helpers take in turn.
+//! [`DirectConv::tiling`]), which the caller and [`crate::spin_team`]'s helpers take in turn.
 
 use super::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Geometry, Reads, Shape};
-use super::f32_conv_kernel::{Block, Kernel, OutPlanes, ROWS};
-use super::spin_team::for_each_task;
-use super::threads::executor_threads;
+use super::conv_f32_kernel::{Block, Kernel, OutPlanes, ROWS};
+use crate::spin_team::for_each_task;
+use crate::threads::executor_threads;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -416,7 +416,7 @@ fn with_thread_tuning<R>(change: impl FnOnce(Tuning) -> Tuning, f: impl FnOnce()
     out
 }
 
-/// Multiply-adds below which a convolution stays on one thread: a job on the [`super::spin_team`]
+/// Multiply-adds below which a convolution stays on one thread: a job on the [`crate::spin_team`]
 /// costs a few microseconds to hand out and gather.
 const PARALLEL_MACS: usize = 1 << 19;
 /// Input values below which the bordered copy stays on one thread.
@@ -761,8 +761,8 @@ fn swap_in_with(model: &mut TypedModel, kernel: KernelChoice) -> TractResult<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_models::patterned_input;
-    use crate::model::threads::on_two_threads;
+    use crate::test_models::patterned_input;
+    use crate::threads::on_two_threads;
     use tract_onnx::tract_core::ops::cnn::{KernelFormat, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
@@ -1000,7 +1000,7 @@ mod tests {
     /// rounding of tract's.
     #[test]
     fn the_fixture_hourglass_matches_tract() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fixtures");
         let typed = tract_onnx::onnx()
             .model_for_path(root.join("hg_s2_f32_stacked.onnx"))
             .unwrap()
@@ -1030,7 +1030,7 @@ mod tests {
             .collect();
         assert_eq!(swapped, convs, "the 7x7 stem included; left: {left:#?}");
         let input = patterned_input((1, 3, 256, 256));
-        let first = |m: TypedModel| crate::model::test_models::first_output(&m, &input);
+        let first = |m: TypedModel| crate::test_models::first_output(&m, &input);
         let expected = first(typed.into_optimized().unwrap());
         let got = first(ours.into_optimized().unwrap());
         let range = expected.iter().fold(0f32, |m, x| m.max(x.abs()));

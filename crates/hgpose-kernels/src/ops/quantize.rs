@@ -7,8 +7,8 @@
 //! clamp and the 1.5 * 2^23 rounding trick, which the compiler turns into SIMD, and splits the
 //! tensor over tract's threads as tract does. It is swapped in after tract optimizes the model.
 
-use super::fast_scale_shift::scale_shift_floor;
-use super::threads::light_work;
+use super::scale_shift::scale_shift_floor;
+use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
@@ -72,7 +72,7 @@ fn quantize_one(x: f32, scale: f32, zp: f32) -> u8 {
 }
 
 /// A residual module's batch norm and ReLU before a quantization, per element:
-/// [`super::fast_scale_shift::scale_shift_floor`] with these scale, shift and floor.
+/// [`super::scale_shift::scale_shift_floor`] with these scale, shift and floor.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchNorm {
     pub scale: f32,
@@ -257,7 +257,7 @@ mod tests {
     /// values that round to ties, saturate, or are NaN, with and without the ReLU.
     #[test]
     fn batch_norm_then_quantize_in_one_pass_gives_the_same_bytes() {
-        use super::super::fast_scale_shift::FastScaleShift;
+        use super::super::scale_shift::FastScaleShift;
         let mut xs: Vec<f32> = (-3000..3000).map(|i| i as f32 * 0.173).collect();
         xs.extend([0.5, 1.5, -2.5, 1e6, -1e6, -0.0, f32::NAN, f32::INFINITY]);
         for floored in [true, false] {
@@ -302,7 +302,7 @@ mod tests {
             zero_point: 100,
         };
         let input = Tensor::from_shape(&[1, 100, 1000], &xs).unwrap();
-        let out = crate::model::threads::on_two_threads(|| {
+        let out = crate::threads::on_two_threads(|| {
             op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue()))
                 .unwrap()
         });

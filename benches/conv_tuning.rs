@@ -12,8 +12,8 @@
 //! own convolutions run and every setting times the same.
 
 use hgpose::model::{use_inference_threads, PoseModel};
-use hgpose_kernels::{with_conv_cuts, ConvCuts};
 use hgpose::pose::Heatmaps;
+use hgpose_kernels::{with_conv_cuts, ConvCuts};
 use std::path::PathBuf;
 
 const WARM_UP_ROUNDS: usize = 2;

@@ -1,7 +1,7 @@
 //! Frames from image files (PNG, JPEG), decoded by the `image` crate.
 
 use image::RgbImage;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -25,6 +25,21 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
         return Err(err("it has no pixels".into()));
     }
     Ok(image.into_rgb8())
+}
+
+/// Loads the images named by `paths`: image files, or folders of them (in name order).
+pub fn load_images(paths: &[PathBuf]) -> Result<Vec<RgbImage>> {
+    let mut frames = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for p in crate::capture::folder::list_images(path)? {
+                frames.push(load_image(&p)?);
+            }
+        } else {
+            frames.push(load_image(path)?);
+        }
+    }
+    Ok(frames)
 }
 
 #[cfg(test)]

@@ -10,5 +10,5 @@ mod source;
 pub mod trigger;
 pub mod video;
 
-pub use file::load_image;
-pub use source::{Frame, FrameSource};
+pub use file::{load_image, load_images};
+pub use source::{Frame, FrameSource, SourceKind};

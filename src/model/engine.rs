@@ -12,13 +12,13 @@ use tract_onnx::tract_hir::infer::Factoid;
 use super::contract::{
     check_one_input, resolve_input, resolve_output, Contract, GraphOutput, InputSpec,
 };
-use hgpose_kernels::Compute;
 use super::precision::{int8_companion, Resolved};
 use super::sidecar::{Layout, OutputKind, Sidecar};
+use super::Heatmaps;
 use super::Precision;
 use crate::error::{Error, Result};
 use crate::platform::CpuInfo;
-use super::Heatmaps;
+use hgpose_kernels::Compute;
 
 /// Time spent in one kind of op during an inference (see [`PoseModel::profile`]).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -375,7 +375,10 @@ impl PoseModel {
             .set_input_fact(0, f32::fact(input.shape()).into())
             .map_err(|e| Error::model_because(path, "cannot set the input shape", e))?;
         let typed = model.into_typed().map_err(|e| {
-            let what = format!("tract cannot analyse the graph for input {:?}", input.shape());
+            let what = format!(
+                "tract cannot analyse the graph for input {:?}",
+                input.shape()
+            );
             Error::model_because(path, what, e)
         })?;
         Ok((input, typed))

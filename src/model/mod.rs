@@ -14,8 +14,8 @@ pub use contract::{
     resolve_input, resolve_output, Contract, GraphOutput, InputSpec, Normalization, OutputSpec,
 };
 pub use engine::{OpTime, PoseModel};
-pub use heatmaps::Heatmaps;
 pub use export::{contract_sidecar, export, Exported, WeightStorage};
+pub use heatmaps::Heatmaps;
 pub use hgpose_kernels::threads::{available_cores, executor_threads, use_inference_threads};
 pub use joints::JointSet;
 pub use nnef::is_nnef;

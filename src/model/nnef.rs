@@ -139,4 +139,3 @@ pub(crate) fn to_precision(
     convert_floats(model, to)
         .map_err(|e| Error::model_because(path, format!("cannot convert it to {to:?}"), e))
 }
-

@@ -61,3 +61,13 @@ pub fn ort_baseline(model: &Path, threads: usize, warmup: usize, runs: usize) ->
     report.model = model.display().to_string();
     Ok(report)
 }
+
+/// Whether ONNX Runtime runs int8 convolutions with AVX2's saturating `vpmaddubsw` here (x86_64
+/// without a VNNI dot product).
+pub fn ort_int8_saturates() -> bool {
+    use crate::platform::has_feature;
+    cfg!(target_arch = "x86_64")
+        && has_feature("avx2")
+        && !has_feature("avx512vnni")
+        && !has_feature("avxvnni")
+}

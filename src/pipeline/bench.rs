@@ -86,6 +86,14 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A deterministic 640x480 frame for timing without a photo: smooth gradients, so resizing does
+/// real work.
+pub fn synthetic_frame() -> RgbImage {
+    RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) / 5 % 256) as u8])
+    })
+}
+
 /// Loads `model` (timing the cold start) and runs `frame` `warmup + runs` times.
 pub fn run(
     model: &Path,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::capture::camera::CameraConfig;
 use crate::capture::trigger::TriggerConfig;
+use crate::capture::SourceKind;
 use crate::error::{Error, Result};
 use crate::model::Precision;
 use crate::outputs::display::spi_panel::SpiPanelConfig;
@@ -78,6 +79,30 @@ pub enum SourceConfig {
 impl Default for SourceConfig {
     fn default() -> Self {
         SourceConfig::Camera(CameraConfig::default())
+    }
+}
+
+impl SourceConfig {
+    /// The source a path names (`--source`), in place of `current`: a camera device keeps
+    /// `current`'s camera settings, so the board's size and format still apply.
+    pub fn from_path(path: PathBuf, looping: bool, current: &SourceConfig) -> SourceConfig {
+        match SourceKind::of_path(&path) {
+            SourceKind::Stdin => SourceConfig::Mjpeg { path },
+            SourceKind::Camera => {
+                let mut camera = match current {
+                    SourceConfig::Camera(c) => c.clone(),
+                    _ => CameraConfig::default(),
+                };
+                camera.device = path;
+                SourceConfig::Camera(camera)
+            }
+            SourceKind::Video => SourceConfig::Video { path, looping },
+            SourceKind::Images => SourceConfig::Files {
+                path,
+                looping,
+                fps: None,
+            },
+        }
     }
 }
 
@@ -343,6 +368,22 @@ mod tests {
         }
         assert_eq!(c.model.precision, Precision::Auto);
         assert_eq!(c.outputs.json, "stdout");
+    }
+
+    #[test]
+    fn a_camera_path_keeps_the_boards_camera_settings() {
+        let board = parse("[source]\nkind = \"camera\"\nwidth = 320\nheight = 240\n").unwrap();
+        match SourceConfig::from_path("/dev/video2".into(), false, &board.source) {
+            SourceConfig::Camera(c) => {
+                assert_eq!(c.device, Path::new("/dev/video2"));
+                assert_eq!((c.width, c.height), (320, 240));
+            }
+            other => panic!("{other:?}"),
+        }
+        match SourceConfig::from_path("clip.mp4".into(), true, &board.source) {
+            SourceConfig::Video { looping, .. } => assert!(looping),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod keypoints;
 pub mod smoothing;
 pub mod tracking;
 
-pub use decode::{decode_peaks, Peak};
 /// What the network gives, the input of decoding (defined with the model that produces it).
 pub use crate::model::Heatmaps;
+pub use decode::{decode_peaks, Peak};
 pub use keypoints::{Keypoint, Pose};

@@ -13,6 +13,8 @@
 //! native kernels of this build and checks each against the reference.
 
 pub mod cpu;
+pub mod generic;
+pub mod native;
 pub mod ops;
 mod optimize;
 mod rewrite;
@@ -28,8 +30,8 @@ pub mod arm;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
-pub use optimize::{kernel_names, optimize, tract_alone, Error, Report};
 pub use ops::direct_conv::{with_conv_cuts, ConvCuts};
+pub use optimize::{kernel_names, optimize, tract_alone, Error, Report};
 pub use rewrite::{rewrites, Compute, Rewrite, Stage};
 
 /// hgpose's own AVX2 int8 matrix-product kernel where this build has one (x86_64), whether or

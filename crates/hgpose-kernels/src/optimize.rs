@@ -152,4 +152,3 @@ pub fn kernel_names(plan: &TypedModel) -> BTreeMap<String, usize> {
     }
     kernels
 }
-

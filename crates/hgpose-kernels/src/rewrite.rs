@@ -81,95 +81,95 @@ pub fn rewrites() -> impl Iterator<Item = &'static dyn Rewrite> {
 use Stage::{Decluttered, Optimized, Typed};
 
 static LIST: &[Step] = &[
-        Step {
-            name: "1x1 convolutions over flat rows",
-            stage: Typed,
-            applies: |c| !direct_convolutions(c),
-            rewrite: ops::flat_pointwise::flatten,
-        },
-        Step {
-            name: "direct int8 convolutions",
-            stage: Decluttered,
-            applies: |c| c == Compute::Int8 && direct_convolutions(c),
-            rewrite: ops::direct_conv_i8::swap_in,
-        },
-        // In an int8 plan, the layers `quantize` kept in float (`--float-layers`).
-        Step {
-            name: "direct f32 convolutions",
-            stage: Decluttered,
-            applies: direct_convolutions,
-            rewrite: ops::direct_conv::swap_in,
-        },
-        Step {
-            name: "residual adds out of matrix products",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::unfused_add::swap_in,
-        },
-        Step {
-            name: "ReLUs into matrix products",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::relu_into_product::swap_in,
-        },
-        Step {
-            name: "requantizations",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::quantize::swap_in,
-        },
-        Step {
-            name: "max pools",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::pool::swap_in,
-        },
-        Step {
-            name: "upsamples into adds",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::upsample_add::swap_in,
-        },
-        Step {
-            name: "batch norms",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::scale_shift::swap_in,
-        },
-        Step {
-            name: "dequantizations",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::dequantize::swap_in,
-        },
-        Step {
-            name: "quantizations into int8 convolutions",
-            stage: Optimized,
-            applies: |c| c == Compute::Int8 && direct_convolutions(c),
-            rewrite: ops::quantize_into_conv::swap_in,
-        },
-        Step {
-            name: "int8 im2cols",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::im2col::swap_in,
-        },
-        Step {
-            name: "int8 packs",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::pack::swap_in,
-        },
-        Step {
-            name: "per-channel requantizations",
-            stage: Optimized,
-            applies: always,
-            rewrite: ops::requant::swap_in,
-        },
-        Step {
-            name: "integer products turned around",
-            stage: Optimized,
-            applies: |_| ops::transposed_product::turns_products(),
-            rewrite: ops::transposed_product::swap_in,
-        },
+    Step {
+        name: "1x1 convolutions over flat rows",
+        stage: Typed,
+        applies: |c| !direct_convolutions(c),
+        rewrite: ops::flat_pointwise::flatten,
+    },
+    Step {
+        name: "direct int8 convolutions",
+        stage: Decluttered,
+        applies: |c| c == Compute::Int8 && direct_convolutions(c),
+        rewrite: ops::direct_conv_i8::swap_in,
+    },
+    // In an int8 plan, the layers `quantize` kept in float (`--float-layers`).
+    Step {
+        name: "direct f32 convolutions",
+        stage: Decluttered,
+        applies: direct_convolutions,
+        rewrite: ops::direct_conv::swap_in,
+    },
+    Step {
+        name: "residual adds out of matrix products",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::unfused_add::swap_in,
+    },
+    Step {
+        name: "ReLUs into matrix products",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::relu_into_product::swap_in,
+    },
+    Step {
+        name: "requantizations",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::quantize::swap_in,
+    },
+    Step {
+        name: "max pools",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::pool::swap_in,
+    },
+    Step {
+        name: "upsamples into adds",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::upsample_add::swap_in,
+    },
+    Step {
+        name: "batch norms",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::scale_shift::swap_in,
+    },
+    Step {
+        name: "dequantizations",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::dequantize::swap_in,
+    },
+    Step {
+        name: "quantizations into int8 convolutions",
+        stage: Optimized,
+        applies: |c| c == Compute::Int8 && direct_convolutions(c),
+        rewrite: ops::quantize_into_conv::swap_in,
+    },
+    Step {
+        name: "int8 im2cols",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::im2col::swap_in,
+    },
+    Step {
+        name: "int8 packs",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::pack::swap_in,
+    },
+    Step {
+        name: "per-channel requantizations",
+        stage: Optimized,
+        applies: always,
+        rewrite: ops::requant::swap_in,
+    },
+    Step {
+        name: "integer products turned around",
+        stage: Optimized,
+        applies: |_| ops::transposed_product::turns_products(),
+        rewrite: ops::transposed_product::swap_in,
+    },
 ];

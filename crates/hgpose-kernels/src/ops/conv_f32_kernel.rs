@@ -100,10 +100,12 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => crate::x86_64::conv_f32::block_avx512(block, p0, n, out, stride),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 if n == 16 => crate::x86_64::conv_f32::block_avx2::<true>(block, p0, n, out, stride),
+            Kernel::Avx2 if n == 16 => {
+                crate::x86_64::conv_f32::block_avx2::<true>(block, p0, n, out, stride)
+            }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => crate::x86_64::conv_f32::block_avx2::<false>(block, p0, n, out, stride),
-            Kernel::Portable => block_portable(block, p0, n, out, stride),
+            Kernel::Portable => crate::generic::conv_f32::block(block, p0, n, out, stride),
         }
     }
 }
@@ -127,73 +129,13 @@ pub struct Block<'a> {
     pub addend: Option<&'a [f32]>,
 }
 
-/// Safety: `Kernel::run`'s bounds and contract hold.
-unsafe fn block_portable(block: &Block, p0: usize, n: usize, out: *mut f32, stride: usize) {
-    let mut acc = [[0f32; 64]; ROWS];
-    for (t, &off) in block.offsets.iter().enumerate() {
-        let xs = &block.input[off + p0..off + p0 + n];
-        let ws = &block.weights[t * ROWS..(t + 1) * ROWS];
-        for (row, w) in acc.iter_mut().zip(ws) {
-            for (a, x) in row.iter_mut().zip(xs) {
-                *a = x.mul_add(*w, *a);
-            }
-        }
-    }
-    for (r, row) in acc.iter().enumerate().take(block.rows) {
-        for (i, a) in row.iter().enumerate().take(n) {
-            let at = r * stride + p0 + i;
-            let mut v = a + block.bias[r];
-            if block.relu {
-                v = v.max(0.0);
-            }
-            if let Some(addend) = block.addend {
-                v += addend[at];
-            }
-            out.add(at).write(v);
-        }
-    }
-}
-
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Every implementation this CPU runs agrees with the portable loops on each tail length,
-    /// partial block and epilogue (up to float rounding: FMA against separate steps).
-    /// Every native kernel this CPU can run (an AVX-512 CPU runs the AVX2 one too).
-    fn runnable() -> Vec<Kernel> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let has = |f: &str| crate::cpu::has_feature(f);
-            let mut kernels = vec![];
-            if has("avx512f") {
-                kernels.push(Kernel::Avx512);
-            }
-            if has("avx2") && has("fma") {
-                kernels.push(Kernel::Avx2);
-            }
-            kernels
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        vec![]
-    }
-
-    #[test]
-    fn native_kernels_match_the_portable_loops() {
-        let kernels = runnable();
-        if kernels.is_empty() {
-            eprintln!("no native f32 convolution kernel on this CPU: nothing to compare");
-        }
-        if std::env::var("HGPOSE_DIRECT_CONV").is_err() {
-            assert_eq!(kernels.first().copied(), Kernel::native());
-        }
-        for native in kernels {
-            compare_with_portable(native);
-        }
-    }
-
-    fn compare_with_portable(native: Kernel) {
+    /// `native` agrees with the portable loops on each tail length, partial block and epilogue
+    /// (up to float rounding: FMA against separate steps). Run by `crate::native`'s harness.
+    pub(crate) fn compare_with_portable(native: Kernel) {
         let steps = 37;
         let input: Vec<f32> = (0..steps * 3 + 200)
             .map(|i| ((i * 7919) % 97) as f32 / 24.0 - 2.0)

@@ -76,7 +76,7 @@ impl Kernel {
             // bound every read and write.
             #[cfg(target_arch = "x86_64")]
             Kernel::Vnni => crate::x86_64::conv_i8::block_vnni(block, p0, n, out, stride),
-            Kernel::Portable => block_portable(block, p0, n, out, stride),
+            Kernel::Portable => crate::generic::conv_i8::block(block, p0, n, out, stride),
         }
     }
 }
@@ -147,49 +147,12 @@ pub fn requantize(acc: i32, scale: f32, zero_point: u8) -> u8 {
 
 /// The requantized value less its zero point (what dequantizing subtracts again), as f32.
 #[inline(always)]
-fn centred(acc: i32, scale: f32, zero_point: u8) -> f32 {
+pub fn centred(acc: i32, scale: f32, zero_point: u8) -> f32 {
     let zp = zero_point as f32;
     (acc as f32 * scale)
         .round_ties_even()
         .clamp(-zp, 255.0 - zp)
 }
-
-/// Safety: `Kernel::run`'s bounds and contract hold.
-unsafe fn block_portable(block: &Block, p0: usize, n: usize, out: Store, stride: usize) {
-    let mut acc = [[0i32; WIDTH]; ROWS];
-    for (t, &off) in block.offsets.iter().enumerate() {
-        let xs = &block.input[(off + p0) * 4..(off + p0 + n) * 4];
-        let ws = &block.weights[t * ROWS..(t + 1) * ROWS];
-        for (row, w) in acc.iter_mut().zip(ws) {
-            let w = w.to_le_bytes().map(|b| b as i8 as i32);
-            for (a, x) in row.iter_mut().zip(xs.chunks_exact(4)) {
-                let dot: i32 = x.iter().zip(&w).map(|(x, w)| *x as i32 * w).sum();
-                *a = a.wrapping_add(dot);
-            }
-        }
-    }
-    for (r, row) in acc.iter().enumerate().take(block.rows) {
-        for (i, a) in row.iter().enumerate().take(n) {
-            let v = a.wrapping_add(block.bias[r]);
-            let at = r * stride + p0 + i;
-            match out {
-                Store::Bytes(out) => {
-                    out.ptr
-                        .add(at)
-                        .write(requantize(v, block.scale[r], block.zero_point))
-                }
-                Store::Floats { out, scale, addend } => {
-                    let mut f = centred(v, block.scale[r], block.zero_point) * scale;
-                    if let Some(addend) = addend {
-                        f += addend[at];
-                    }
-                    out.ptr.add(at).write(f)
-                }
-            }
-        }
-    }
-}
-
 
 #[cfg(test)]
 mod tests {

@@ -26,23 +26,10 @@ pub fn dequantize_u8(xs: &[u8], ys: &mut [f32], scale: f32, zero_point: i32) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { dequantize_u8_avx2(xs, ys, scale, zero_point) };
+        unsafe { crate::x86_64::elementwise::dequantize_u8_avx2(xs, ys, scale, zero_point) };
         return;
     }
-    dequantize_u8_portable(xs, ys, scale, zero_point);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dequantize_u8_avx2(xs: &[u8], ys: &mut [f32], scale: f32, zero_point: i32) {
-    dequantize_u8_portable(xs, ys, scale, zero_point);
-}
-
-#[inline(always)]
-fn dequantize_u8_portable(xs: &[u8], ys: &mut [f32], scale: f32, zero_point: i32) {
-    for (x, y) in xs.iter().zip(ys.iter_mut()) {
-        *y = (i32::from(*x) - zero_point) as f32 * scale;
-    }
+    crate::generic::elementwise::dequantize_u8(xs, ys, scale, zero_point);
 }
 
 impl Op for FastDequantizeU8 {

@@ -11,9 +11,9 @@
 //! Only undilated, single-group convolutions of one CHW image are taken over, and
 //! only where this op's output fact equals tract's; it is swapped in after tract optimizes.
 
-use crate::threads::light_work;
 #[cfg(target_arch = "aarch64")]
 use crate::aarch64::interleave as simd;
+use crate::threads::light_work;
 #[cfg(target_arch = "x86_64")]
 use crate::x86_64::interleave as simd;
 use tract_linalg::mmm::{PackedExoticFact, PackedMatrixStorage};
@@ -185,15 +185,13 @@ impl PaddedImage {
 }
 
 /// `dst[m] = from[m * step]`: the pixels of a strided convolution's row (the 7x7 stride-2 stem).
-fn deinterleave(from: &[u8], step: usize, dst: &mut [u8]) {
+pub(crate) fn deinterleave(from: &[u8], step: usize, dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if step == 2 && dst.len() == 16 && from.len() >= 32 {
         crate::x86_64::interleave::even_bytes_16(&from[..32], dst);
         return;
     }
-    for (v, src) in dst.iter_mut().zip(from.iter().step_by(step)) {
-        *v = *src;
-    }
+    crate::generic::interleave::deinterleave(from, step, dst);
 }
 
 /// [`interleave4`] of the four rows of `out.len() / 4` bytes that start at `at` in `data`.
@@ -226,14 +224,8 @@ pub fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
     };
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let done = 0;
-    for m in done..len {
-        out[4 * m] = a[m];
-        out[4 * m + 1] = b[m];
-        out[4 * m + 2] = c[m];
-        out[4 * m + 3] = d[m];
-    }
+    crate::generic::interleave::interleave4_from([a, b, c, d], done, out);
 }
-
 
 impl Op for FastIm2ColK4 {
     fn name(&self) -> StaticName {
@@ -287,13 +279,7 @@ impl EvalOp for FastIm2ColK4 {
                 },
             )?;
         }
-        let values = tvec!(super::pack::packed_k4(
-            &self.format,
-            k,
-            n,
-            panel_len,
-            data
-        )?);
+        let values = tvec!(super::pack::packed_k4(&self.format, k, n, panel_len, data)?);
         let output = PackedMatrixStorage::new_batched(&[1, 1], values).into_tensor(dt);
         Ok(tvec!(output.into_tvalue()))
     }

@@ -7,7 +7,8 @@
 //! clamp and the 1.5 * 2^23 rounding trick, which the compiler turns into SIMD, and splits the
 //! tensor over tract's threads as tract does. It is swapped in after tract optimizes the model.
 
-use super::scale_shift::scale_shift_floor;
+use crate::generic::elementwise;
+pub use crate::generic::elementwise::BatchNorm;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -24,61 +25,15 @@ pub struct FastQuantizeU8 {
 
 impl Eq for FastQuantizeU8 {}
 
-/// Rounds to the nearest integer, ties to even, for |x| < 2^22 (what the clamp guarantees).
-#[inline(always)]
-fn round_small(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it leaves no fractional bits
-    (x + MAGIC) - MAGIC
-}
-
 /// One chunk of the op, with the widest SIMD this CPU has (chosen at run time, as tract does).
 pub fn quantize_u8(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { quantize_u8_avx2(xs, ys, scale, zero_point) };
+        unsafe { crate::x86_64::elementwise::quantize_u8_avx2(xs, ys, scale, zero_point) };
         return;
     }
-    quantize_u8_portable(xs, ys, scale, zero_point);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn quantize_u8_avx2(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
-    quantize_u8_portable(xs, ys, scale, zero_point);
-}
-
-#[inline(always)]
-fn quantize_u8_portable(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8) {
-    for (x, y) in xs.iter().zip(ys.iter_mut()) {
-        *y = quantize_one(*x, scale, zero_point as f32);
-    }
-}
-
-/// One element: `clamp(round_ties_even(x * scale) + zp, 0, 255)`, NaN to the zero point.
-#[inline(always)]
-fn quantize_one(x: f32, scale: f32, zp: f32) -> u8 {
-    let p = x * scale;
-    // NaN goes to the zero point, as in tract; beyond +-512 saturates anyway, and the bound
-    // keeps `round_small` exact. Constant bounds and selects: the loop vectorizes.
-    let p = if p.is_nan() {
-        0.0
-    } else {
-        p.clamp(-512.0, 512.0)
-    };
-    let v = (round_small(p) + zp).clamp(0.0, 255.0);
-    // SAFETY: v is an integer in 0..=255.
-    unsafe { v.to_int_unchecked::<i32>() as u8 }
-}
-
-/// A residual module's batch norm and ReLU before a quantization, per element:
-/// [`super::scale_shift::scale_shift_floor`] with these scale, shift and floor.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchNorm {
-    pub scale: f32,
-    pub shift: f32,
-    /// `None`: no ReLU (the sum as it is).
-    pub floor: Option<f32>,
+    elementwise::quantize_u8(xs, ys, scale, zero_point);
 }
 
 /// [`quantize_u8`] of `batch_norm` of `xs`, in one pass: the same bytes as running the two
@@ -94,50 +49,14 @@ pub fn batch_norm_quantize_u8(
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
         // SAFETY: the CPU has AVX-512F and BW, checked just above.
-        unsafe { batch_norm_quantize_u8_avx512(xs, ys, batch_norm, scale, zero_point) };
+        unsafe {
+            crate::x86_64::elementwise::batch_norm_quantize_u8_avx512(
+                xs, ys, batch_norm, scale, zero_point,
+            )
+        };
         return;
     }
-    batch_norm_quantize_u8_portable(xs, ys, batch_norm, scale, zero_point);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn batch_norm_quantize_u8_avx512(
-    xs: &[f32],
-    ys: &mut [u8],
-    batch_norm: BatchNorm,
-    scale: f32,
-    zero_point: u8,
-) {
-    batch_norm_quantize_u8_portable(xs, ys, batch_norm, scale, zero_point);
-}
-
-#[inline(always)]
-fn batch_norm_quantize_u8_portable(
-    xs: &[f32],
-    ys: &mut [u8],
-    batch_norm: BatchNorm,
-    scale: f32,
-    zero_point: u8,
-) {
-    let BatchNorm {
-        scale: s,
-        shift: t,
-        floor,
-    } = batch_norm;
-    let zp = zero_point as f32;
-    match floor {
-        Some(floor) => {
-            for (x, y) in xs.iter().zip(ys.iter_mut()) {
-                *y = quantize_one(scale_shift_floor(*x, s, t, floor), scale, zp);
-            }
-        }
-        None => {
-            for (x, y) in xs.iter().zip(ys.iter_mut()) {
-                *y = quantize_one(*x * s + t, scale, zp);
-            }
-        }
-    }
+    elementwise::batch_norm_quantize_u8(xs, ys, batch_norm, scale, zero_point);
 }
 
 impl Op for FastQuantizeU8 {
@@ -286,7 +205,7 @@ mod tests {
                     fused, expected,
                     "floored {floored} s {s} t {t} scale {scale} zp {zp}"
                 );
-                batch_norm_quantize_u8_portable(&xs, &mut fused, bn, scale, zp);
+                elementwise::batch_norm_quantize_u8(&xs, &mut fused, bn, scale, zp);
                 assert_eq!(fused, expected, "portable");
             }
         }

@@ -34,36 +34,16 @@ pub struct FastRequantI32 {
 
 impl Eq for FastRequantI32 {}
 
-/// One run of accumulators sharing a multiplier, as tract's `Scale`, `Add`, `Max` and `Min` do.
-/// tract rounds the magnitude and puts the sign back; for a positive multiplier that is rounding
-/// the product itself (IEEE products are sign-symmetric). Clamping before adding the zero point
-/// is clamping after it, for accumulators whose product stays inside i32 (|acc| < 2^31).
-#[inline(always)]
-fn requant_run(acc: &[i32], out: &mut [u8], scale: f32, zero_point: i32, lo: i32, hi: i32) {
-    let (lo_f, hi_f) = ((lo - zero_point) as f32, (hi - zero_point) as f32);
-    for (a, o) in acc.iter().zip(out.iter_mut()) {
-        let r = (*a as f32 * scale).round_ties_even().clamp(lo_f, hi_f);
-        // SAFETY: r is an integer within [lo - zero point, hi - zero point], inside i32.
-        let q = unsafe { r.to_int_unchecked::<i32>() } + zero_point;
-        // The 8-bit two's complement pattern of the clamped value (u8 or i8 alike).
-        *o = q as u8;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn requant_run_avx2(acc: &[i32], out: &mut [u8], scale: f32, zero_point: i32, lo: i32, hi: i32) {
-    requant_run(acc, out, scale, zero_point, lo, hi);
-}
-
 fn requant(acc: &[i32], out: &mut [u8], scale: f32, zero_point: i32, lo: i32, hi: i32) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { requant_run_avx2(acc, out, scale, zero_point, lo, hi) };
+        unsafe {
+            crate::x86_64::elementwise::requant_run_avx2(acc, out, scale, zero_point, lo, hi)
+        };
         return;
     }
-    requant_run(acc, out, scale, zero_point, lo, hi);
+    crate::generic::elementwise::requant_run(acc, out, scale, zero_point, lo, hi);
 }
 
 impl Op for FastRequantI32 {

@@ -53,17 +53,7 @@ impl FastScaleShift {
     }
 }
 
-/// One element of the floored op: a product rounded, then a sum rounded (no fused
-/// multiply-add, as tract), then the max with `floor`.
-#[inline(always)]
-pub fn scale_shift_floor(x: f32, scale: f32, shift: f32, floor: f32) -> f32 {
-    let v = x * scale + shift;
-    if v > floor {
-        v
-    } else {
-        floor
-    }
-}
+pub use crate::generic::elementwise::scale_shift_floor;
 
 impl Op for FastScaleShift {
     fn name(&self) -> StaticName {

@@ -123,8 +123,7 @@ fn stores_down_m(op: &OptMatMul) -> bool {
 /// them, on VNNI, since AMX packs `a` its own way and could not be turned.
 pub fn turns_products() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return crate::cpu::has_feature("avx512vnni")
-        || crate::x86_64::int8_tier::hgpose_kernel_runs();
+    return crate::cpu::has_feature("avx512vnni") || crate::x86_64::int8_tier::hgpose_kernel_runs();
     #[cfg(not(target_arch = "x86_64"))]
     return false;
 }

@@ -10,8 +10,8 @@
 //! additions on the same operands, so results are bit-identical.
 
 use super::conv_geometry::sole_successor;
-use crate::threads::light_work;
 use super::unfused_add::StreamedAdd;
+use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::OptBinUnicast;

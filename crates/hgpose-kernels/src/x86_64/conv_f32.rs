@@ -4,7 +4,8 @@
 use crate::ops::conv_f32_kernel::{Block, ROWS};
 use std::arch::x86_64::*;
 
-/// Safety: AVX-512F present; `Kernel::run`'s bounds hold.
+/// # Safety
+/// AVX-512F present; `Kernel::run`'s bounds hold.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn block_avx512(block: &Block, p0: usize, n: usize, out: *mut f32, stride: usize) {
     let lanes = |j: usize| -> __mmask16 {
@@ -52,7 +53,8 @@ pub unsafe fn block_avx512(block: &Block, p0: usize, n: usize, out: *mut f32, st
     }
 }
 
-/// Safety: AVX2 and FMA present; `Kernel::run`'s bounds hold; `FULL` means `n == 16`.
+/// # Safety
+/// AVX2 and FMA present; `Kernel::run`'s bounds hold; `FULL` means `n == 16`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn block_avx2<const FULL: bool>(
     block: &Block,

@@ -4,7 +4,8 @@
 use crate::ops::conv_i8_kernel::{Block, Store, ROWS};
 use std::arch::x86_64::*;
 
-/// Safety: AVX-512F, BW and VNNI present; `Kernel::run`'s bounds hold.
+/// # Safety
+/// AVX-512F, BW and VNNI present; `Kernel::run`'s bounds hold.
 pub unsafe fn block_vnni(block: &Block, p0: usize, n: usize, out: Store, stride: usize) {
     // One instance per store, so that neither carries the other's values through the
     // accumulation loop (a shared one ran the model's layers up to 2x slower).
@@ -32,7 +33,8 @@ pub unsafe fn block_vnni(block: &Block, p0: usize, n: usize, out: Store, stride:
     }
 }
 
-/// Safety: as [`block_vnni`]; `bytes` (without `FLOATS`) or `floats` (with) is the output.
+/// # Safety
+/// as [`block_vnni`]; `bytes` (without `FLOATS`) or `floats` (with) is the output.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn block_vnni_as<const FLOATS: bool>(
@@ -76,8 +78,7 @@ unsafe fn block_vnni_as<const FLOATS: bool>(
         let at = r * stride + p0;
         for (j, a) in row.iter().enumerate() {
             let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(*a, bias)), scale);
-            let v =
-                _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            let v = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
             let v = _mm512_min_ps(
                 _mm512_max_ps(v, _mm512_set1_ps(-zp)),
                 _mm512_set1_ps(255.0 - zp),
@@ -99,17 +100,14 @@ unsafe fn block_vnni_as<const FLOATS: bool>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::ops::conv_i8_kernel::*;
 
     /// The VNNI kernel gives the portable loops' bytes, for full and partial runs and
     /// blocks, with sums that reach past i16 and outputs that clamp at both ends.
-    #[test]
-    fn vnni_matches_the_portable_loops() {
-        let Some(native) = Kernel::native() else {
-            eprintln!("no AVX-512 VNNI on this CPU: the int8 kernel is not run here");
-            return;
-        };
+    /// Run by `crate::native`'s harness where the CPU has AVX-512 VNNI.
+    pub(crate) fn vnni_matches_the_portable_loops() {
+        let native = Kernel::Vnni;
         let steps = 37;
         let positions = 200;
         let input: Vec<u8> = (0..(positions + steps) * 4)

@@ -3,9 +3,10 @@
 
 pub mod conv_f32;
 pub mod conv_i8;
-pub mod interleave;
+pub mod elementwise;
 pub mod int8_mmm;
 pub mod int8_tier;
+pub mod interleave;
 pub mod knobs;
 
 /// The CPU features hgpose's choices depend on, by the names Linux's /proc/cpuinfo uses.

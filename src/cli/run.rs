@@ -1,0 +1,108 @@
+//! `hgpose run`: the sensor node, from a board profile and the command line's overrides.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ModelArgs;
+use hgpose::pipeline::board::{BoardConfig, SourceConfig};
+use hgpose::pipeline::run::RunLimits;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Board profile (board/*.toml). Without one: the PC development profile's defaults.
+    #[arg(long, short, env = "HGPOSE_BOARD")]
+    board: Option<PathBuf>,
+    /// Override the board's source: /dev/videoN, an image, a folder, a video, or - for an
+    /// MJPEG stream on stdin.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// With --source: start again at the end of a file, folder or video (demos, soak runs).
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Override the board's model.
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Override the board's inference threads (0 = every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Override where JSON lines go: stdout, none, or a file.
+    #[arg(long)]
+    json: Option<String>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Log fps and memory every this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    stats_every: f64,
+    /// Write the run summary (fps, stage times, peak memory) as JSON to this file.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Check the board file and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Runs until the source ends, a limit is reached, or SIGINT/SIGTERM.
+pub fn run(args: RunArgs) -> Result<()> {
+    let limits = RunLimits {
+        max_frames: args.max_frames,
+        duration: args.duration.map(Duration::from_secs_f64),
+        stats_every: (args.stats_every > 0.0).then(|| Duration::from_secs_f64(args.stats_every)),
+    };
+    let board_path = args.board.as_deref();
+    let mut board = match board_path {
+        Some(p) => BoardConfig::load(p)?,
+        None => BoardConfig::default(),
+    };
+    if let Some(source) = args.source {
+        board.source = SourceConfig::from_path(source, args.looping, &board.source);
+    }
+    if let Some(threads) = args.threads {
+        board.model.threads = threads;
+    }
+    if let Some(json) = args.json {
+        board.outputs.json = json;
+    }
+    let model_path = match args.model.or(board.model.path.clone()) {
+        Some(p) => p,
+        None => ModelArgs {
+            model: None,
+            sidecar: None,
+        }
+        .model_path()?,
+    };
+    if args.check {
+        out!(
+            "{}: valid (model {}, source {:?})",
+            board_path.map_or("defaults".into(), |p| p.display().to_string()),
+            model_path.display(),
+            board.source
+        );
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install the SIGINT/SIGTERM handlers")?;
+    }
+    let summary = hgpose::pipeline::run::run(&board, &model_path, &limits, stop)?;
+    tracing::info!(
+        "{} frames in {:.1} s ({:.2} fps), {} skipped, peak RSS {} MiB",
+        summary.frames_emitted,
+        summary.seconds,
+        summary.fps,
+        summary.frames_skipped,
+        summary.peak_rss_kib / 1024
+    );
+    if let Some(p) = &args.summary {
+        std::fs::write(p, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("cannot write the summary to {}", p.display()))?;
+    }
+    Ok(())
+}

@@ -272,3 +272,6 @@ pub fn run(
 fn frames_skipped(c: &Counters) -> u64 {
     c.skipped.load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,12 +5,13 @@
 //! before the first frame, not at the moment a rule fires. Lines start inactive.
 
 use embedded_hal::digital::{OutputPin, PinState};
-use gpio_cdev::{Chip, LineRequestFlags};
 use linux_embedded_hal::CdevPin;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::outputs::rules::LineCommand;
+use crate::outputs::sink::{Flow, FrameOutput, Sink};
+use crate::platform::gpio::request_output;
 
 /// Shown as the line's consumer in `gpioinfo`, so people can see who holds it.
 const CONSUMER: &str = "hgpose";
@@ -27,51 +28,6 @@ pub struct OutputLineSpec {
 pub struct GpioOutputs {
     pins: BTreeMap<(String, u32), CdevPin>,
     default_chip: String,
-}
-
-/// Opens `chip`, naming it and what to check when it fails.
-pub fn open_chip(chip: &str) -> Result<Chip> {
-    Chip::new(chip).map_err(|e| {
-        Error::device(
-            chip,
-            format!(
-                "cannot open the GPIO chip ({e}). Check the board file's gpio chip, that \
-                 /dev/gpiochip* exists (`hgpose doctor` lists them) and that this user may use it \
-                 (group gpio)"
-            ),
-        )
-    })
-}
-
-/// Line `offset` of the chip at `chip`; errors name `name` and the lines the chip has.
-pub fn open_line(chip: &str, offset: u32, name: &str) -> Result<gpio_cdev::Line> {
-    let mut handle = open_chip(chip)?;
-    let lines = handle.num_lines();
-    handle.get_line(offset).map_err(|e| {
-        Error::device(
-            name,
-            format!("no such line ({e}); this chip has lines 0..{lines}"),
-        )
-    })
-}
-
-/// Requests line `offset` of `chip` as an output at `level`, held under `consumer`'s name.
-pub fn request_output(
-    chip: &str,
-    offset: u32,
-    level: bool,
-    consumer: &str,
-    name: &str,
-) -> Result<CdevPin> {
-    let handle = open_line(chip, offset, name)?
-        .request(LineRequestFlags::OUTPUT, u8::from(level), consumer)
-        .map_err(|e| {
-            Error::device(
-                name,
-                format!("cannot request it as an output ({e}); is another program holding it?"),
-            )
-        })?;
-    CdevPin::new(handle).map_err(|e| Error::device(name, e))
 }
 
 impl GpioOutputs {
@@ -125,6 +81,34 @@ impl GpioOutputs {
 
     pub fn is_empty(&self) -> bool {
         self.pins.is_empty()
+    }
+}
+
+/// The node's `gpio` output: the rule lines, set to what the rules decided on each frame and
+/// returned to their idle levels when the run ends (not left wherever the last rule put them).
+pub struct RuleLines {
+    lines: GpioOutputs,
+    idle: Vec<LineCommand>,
+}
+
+impl RuleLines {
+    /// `idle`: every rule's line at its idle level (`RuleEngine::idle_commands`).
+    pub fn new(lines: GpioOutputs, idle: Vec<LineCommand>) -> Self {
+        RuleLines { lines, idle }
+    }
+}
+
+impl Sink for RuleLines {
+    fn name(&self) -> &str {
+        "gpio"
+    }
+
+    fn publish(&mut self, frame: &FrameOutput<'_>) -> Result<Flow> {
+        self.lines.apply(frame.commands).map(|()| Flow::Continue)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.lines.apply(&self.idle)
     }
 }
 

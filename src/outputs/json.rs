@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::capture::trigger::TriggerEvent;
 use crate::pose::Keypoint;
 use crate::preprocess::Rect;
 
@@ -43,5 +44,5 @@ pub struct StreamRecord {
     pub tracking: bool,
     pub active_rules: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<crate::capture::trigger::TriggerEvent>,
+    pub trigger: Option<TriggerEvent>,
 }

@@ -11,8 +11,12 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
+use std::sync::Arc;
 
+use super::display::Display;
 use super::draw::{draw_pose, ImageCanvas};
+use super::sink::{Flow, FrameOutput, Sink};
+use super::stream::http::HttpServer;
 use crate::error::{Error, Result};
 use crate::model::JointSet;
 use crate::pose::Pose;
@@ -128,6 +132,68 @@ impl ViewRenderer {
         }
         draw_status(&mut canvas, pose, hud);
         Ok(())
+    }
+}
+
+/// The node's view as an output: rendered once per frame, shown on the display and handed to the
+/// HTTP server's snapshot and preview, whichever of the two the board has.
+pub struct ViewSink {
+    renderer: ViewRenderer,
+    joints: JointSet,
+    view: RgbImage,
+    // Before `display`: the server (when this holds its last reference) stops before the display
+    // closes, as it always has.
+    preview: Option<Arc<HttpServer>>,
+    display: Option<Box<dyn Display>>,
+}
+
+impl ViewSink {
+    pub fn new(
+        renderer: ViewRenderer,
+        joints: JointSet,
+        display: Option<Box<dyn Display>>,
+        preview: Option<Arc<HttpServer>>,
+    ) -> Self {
+        ViewSink {
+            renderer,
+            joints,
+            view: RgbImage::new(1, 1),
+            preview,
+            display,
+        }
+    }
+}
+
+impl Sink for ViewSink {
+    fn name(&self) -> &str {
+        "display"
+    }
+
+    /// The view goes to the preview even when rendering or showing it failed; the error is
+    /// reported under the display's name.
+    fn publish(&mut self, frame: &FrameOutput<'_>) -> Result<Flow> {
+        let hud = Hud {
+            fps: frame.fps,
+            inference_ms: frame.record.frame.timing_ms.inference as f32,
+            active_rules: frame.record.active_rules.clone(),
+        };
+        let shown = self
+            .renderer
+            .render(
+                frame.image,
+                Some(frame.pose),
+                &self.joints,
+                &hud,
+                &mut self.view,
+            )
+            .and_then(|_| match self.display.as_mut() {
+                Some(d) => d.show(&self.view),
+                None => Ok(()),
+            });
+        if let Some(http) = &self.preview {
+            http.publish_frame(&self.view);
+        }
+        shown.map(|()| Flow::Continue)
     }
 }
 

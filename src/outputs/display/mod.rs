@@ -1,8 +1,10 @@
-//! Displays: a Linux framebuffer and an SPI TFT panel. Both take the finished view (see
-//! [`crate::outputs::ViewRenderer`]) at their own resolution, so drawing is written once.
+//! Displays: a Linux framebuffer, a DRM card, an SPI TFT panel and PNG snapshots. Each takes the
+//! finished view (see [`crate::outputs::ViewRenderer`]) at its own resolution, so drawing is
+//! written once.
 
 pub mod drm_dumb;
 pub mod framebuffer;
+pub mod png;
 pub mod spi_panel;
 
 use image::RgbImage;

@@ -85,7 +85,7 @@ pub struct SpiPanel {
 
 fn output_line(chip: &str, line: u32, what: &str) -> Result<CdevPin> {
     let name = format!("{chip} line {line} ({what})");
-    crate::outputs::gpio::request_output(chip, line, true, "hgpose-panel", &name)
+    crate::platform::gpio::request_output(chip, line, true, "hgpose-panel", &name)
 }
 
 impl SpiPanel {

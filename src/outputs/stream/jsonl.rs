@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::outputs::sink::{Flow, FrameOutput, Sink};
 
 /// Writes one JSON record per line and flushes after each one.
 pub struct JsonLinesSink {
@@ -133,6 +134,22 @@ impl JsonLinesSink {
             reason: "the reader closed the pipe (broken pipe); nothing more can be written, \
                      stop the stream"
                 .into(),
+        }
+    }
+}
+
+/// The node's `json` output: each frame's record as one line. A reader that closed the pipe ends
+/// the run ([`Flow::Stop`]) instead of counting as a failure.
+impl Sink for JsonLinesSink {
+    fn name(&self) -> &str {
+        "json"
+    }
+
+    fn publish(&mut self, frame: &FrameOutput<'_>) -> Result<Flow> {
+        match self.write_record(frame.json) {
+            Ok(()) => Ok(Flow::Continue),
+            Err(_) if self.is_broken_pipe() => Ok(Flow::Stop("JSON reader went away".into())),
+            Err(e) => Err(e),
         }
     }
 }

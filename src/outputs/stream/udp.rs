@@ -13,6 +13,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::outputs::sink::{Flow, FrameOutput, Sink};
 
 /// Largest record sent, in bytes.
 ///
@@ -160,6 +161,17 @@ impl UdpSink {
             self.unreported = 0;
             self.last_warning = Some(Instant::now());
         }
+    }
+}
+
+/// The node's `udp` output: each frame's record as one datagram.
+impl Sink for UdpSink {
+    fn name(&self) -> &str {
+        "udp"
+    }
+
+    fn publish(&mut self, frame: &FrameOutput<'_>) -> Result<Flow> {
+        self.send(frame.json).map(|()| Flow::Continue)
     }
 }
 

@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         size = int(dims[-1].dim_value)
         res["model"] = evaluate(onnx_predictor(a.onnx), size)
     if a.checkpoint:
-        from .train import load_model_from_checkpoint
+        from .checkpoint import load_model_from_checkpoint
 
         model, cfg = load_model_from_checkpoint(a.checkpoint)
         res["checkpoint"] = evaluate(torch_predictor(model), int(cfg["model"]["input_size"]))

@@ -28,7 +28,7 @@ from . import evaluate as ev
 from .data.fetch import CACHE, cache_path
 from .export import export_onnx, verify
 from .targets import JOINT_NAMES
-from .train import load_model_from_checkpoint
+from .checkpoint import load_model_from_checkpoint
 
 SIDECAR = """# hgpose model contract
 [input]

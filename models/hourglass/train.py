@@ -39,7 +39,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from .net import StackedHourglass
+from .checkpoint import build_model, load_model_from_checkpoint  # noqa: F401 (re-exported)
 from .targets import stack_loss
 
 MODELS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,19 +79,6 @@ def merged_config(path: Optional[str], overrides=()) -> Dict[str, Dict[str, Any]
 def resolve(path: str) -> str:
     """Relative paths in configs are relative to models/."""
     return path if os.path.isabs(path) else os.path.join(MODELS_DIR, path)
-
-
-def build_model(cfg) -> StackedHourglass:
-    m = cfg["model"]
-    return StackedHourglass(int(m["stacks"]), int(m["features"]), int(m["joints"]), int(m["input_size"]),
-                            int(m["depth"]), int(m["modules"]))
-
-
-def load_model_from_checkpoint(path: str):
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(ck["config"])
-    model.load_state_dict(ck["state_dict"])
-    return model.eval(), ck["config"]
 
 
 def lr_at(step: int, cfg) -> float:

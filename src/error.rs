@@ -56,10 +56,36 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-}
 
-/// A cause kept as an error's source.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    // The variants below keep the error behind them as their `source()` instead of flattening
+    // it into the text. Their own text is the context alone; the cause follows through the
+    // source chain, which `{:#}` of an `anyhow::Error` (the CLI's error line) and [`Chain`]
+    // (the node's warnings) print as "context: cause", the text the flat variants give.
+    /// [`Error::InvalidArgument`], keeping its cause.
+    #[error("invalid argument: {context}")]
+    InvalidArgumentFrom {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// [`Error::Device`], keeping its cause.
+    #[error("device {device}: {context}")]
+    DeviceFrom {
+        device: String,
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// [`Error::Output`], keeping its cause.
+    #[error("cannot write {path}")]
+    OutputFrom {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+}
 
 impl Error {
     pub(crate) fn model(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
@@ -101,5 +127,99 @@ impl Error {
             path: path.into(),
             reason: reason.to_string(),
         }
+    }
+}
+
+/// The cause an error variant keeps (see [`Error::DeviceFrom`] and its siblings).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl Error {
+    /// An [`Error::InvalidArgument`] "`context`: `source`" that keeps `source`.
+    pub(crate) fn invalid_argument_from(
+        context: impl std::fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::InvalidArgumentFrom {
+            context: context.to_string(),
+            source: source.into(),
+        }
+    }
+
+    /// An [`Error::Device`] "`context`: `source`" that keeps `source`.
+    pub(crate) fn device_from(
+        device: impl std::fmt::Display,
+        context: impl std::fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::DeviceFrom {
+            device: device.to_string(),
+            context: context.to_string(),
+            source: source.into(),
+        }
+    }
+
+    /// An [`Error::Output`] whose reason is `source`, kept.
+    pub(crate) fn output_from(path: impl Into<PathBuf>, source: impl Into<BoxError>) -> Self {
+        Error::OutputFrom {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
+    /// This error and its causes, "error: cause: cause", as `{:#}` shows an `anyhow::Error`.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+}
+
+/// Shows an error followed by each of its sources, joined by ": " (see [`Error::chain`]).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    /// Each variant that keeps its cause reads, through its chain, as the flat variant did.
+    #[test]
+    fn a_kept_cause_reads_as_the_flattened_text_did() {
+        let io = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let cases = [
+            (
+                Error::invalid_argument_from("cannot start a thread", io()),
+                Error::InvalidArgument(format!("cannot start a thread: {}", io())),
+            ),
+            (
+                Error::device_from("udp h:1", "cannot send", io()),
+                Error::device("udp h:1", format!("cannot send: {}", io())),
+            ),
+            (
+                Error::output_from("json", io()),
+                Error::Output {
+                    path: "json".into(),
+                    reason: io().to_string(),
+                },
+            ),
+        ];
+        for (kept, flat) in cases {
+            assert_eq!(kept.chain().to_string(), flat.to_string());
+            assert_eq!(format!("{:#}", anyhow::Error::from(kept)), flat.to_string());
+            assert_eq!(flat.chain().to_string(), flat.to_string());
+        }
+        let kept = Error::output_from("x.jsonl", io());
+        let cause = std::error::Error::source(&kept).expect("the cause is kept");
+        let io_cause = cause.downcast_ref::<std::io::Error>().expect("as itself");
+        assert_eq!(io_cause.kind(), std::io::ErrorKind::AddrInUse);
     }
 }

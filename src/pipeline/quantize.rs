@@ -253,10 +253,7 @@ pub fn quantize(
 }
 
 fn write_error(path: impl Into<PathBuf>, e: std::io::Error) -> Error {
-    Error::Output {
-        path: path.into(),
-        reason: e.to_string(),
-    }
+    Error::output_from(path, e)
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -68,7 +68,7 @@ impl UdpSink {
             ([0u16; 8], 0).into()
         };
         let socket = UdpSocket::bind(local)
-            .map_err(|e| Error::device(device(), format!("cannot bind a local UDP socket: {e}")))?;
+            .map_err(|e| Error::device_from(device(), "cannot bind a local UDP socket", e))?;
         // Connected: the kernel filters by peer and reports ICMP errors on later sends.
         socket.connect(peer).map_err(|e| {
             Error::device(
@@ -76,12 +76,9 @@ impl UdpSink {
                 format!("cannot set {peer} as the receiver: {e}; check the network route"),
             )
         })?;
-        socket.set_nonblocking(true).map_err(|e| {
-            Error::device(
-                device(),
-                format!("cannot make the socket non-blocking: {e}"),
-            )
-        })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| Error::device_from(device(), "cannot make the socket non-blocking", e))?;
         tracing::debug!(%target, %peer, "UDP keypoint stream ready");
         Ok(Self {
             socket,
@@ -121,9 +118,10 @@ impl UdpSink {
                 self.note_drop(&e);
                 Ok(())
             }
-            Err(e) => Err(Error::device(
+            Err(e) => Err(Error::device_from(
                 format!("udp {}", self.target),
-                format!("cannot send: {e}"),
+                "cannot send",
+                e,
             )),
         }
     }

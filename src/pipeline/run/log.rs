@@ -29,11 +29,12 @@ impl RateLimitedLog {
         }
         if self.suppressed > 0 {
             warn!(
-                "{what}: {err} ({} similar errors not shown)",
+                "{what}: {} ({} similar errors not shown)",
+                err.chain(),
                 self.suppressed
             );
         } else {
-            warn!("{what}: {err}");
+            warn!("{what}: {}", err.chain());
         }
         self.last = Some(Instant::now());
         self.suppressed = 0;

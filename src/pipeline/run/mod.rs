@@ -160,7 +160,7 @@ pub fn run(
         thread::Builder::new()
             .name("hgpose-capture".into())
             .spawn(move || capture_loop(source, trigger, frames_tx, live, &stop, &counters))
-            .map_err(|e| Error::InvalidArgument(format!("cannot start a thread: {e}")))?
+            .map_err(|e| Error::invalid_argument_from("cannot start a thread", e))?
     };
     let inference = {
         let (stop, counters) = (stop.clone(), counters.clone());
@@ -186,7 +186,7 @@ pub fn run(
                     &counters,
                 )
             })
-            .map_err(|e| Error::InvalidArgument(format!("cannot start a thread: {e}")))?
+            .map_err(|e| Error::invalid_argument_from("cannot start a thread", e))?
     };
     let output = {
         let (stop, counters) = (stop.clone(), counters.clone());
@@ -194,7 +194,7 @@ pub fn run(
         thread::Builder::new()
             .name("hgpose-output".into())
             .spawn(move || output_loop(outputs, poses_rx, started, max_frames, &stop, &counters))
-            .map_err(|e| Error::InvalidArgument(format!("cannot start a thread: {e}")))?
+            .map_err(|e| Error::invalid_argument_from("cannot start a thread", e))?
     };
 
     // The main thread watches the clock and reports until the stages are done.

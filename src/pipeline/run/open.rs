@@ -127,6 +127,8 @@ pub(super) fn open_outputs(board: &BoardConfig, joints: &JointSet) -> Result<Out
         .map(|d| d.size())
         .or(http.as_ref().map(|_| (640, 480)));
 
+    // The order every frame reaches them: the lines first (the rules decided them before the
+    // record was made), the streams next, the view (the slowest) last.
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(gpio) = gpio {
         sinks.push(Box::new(gpio));

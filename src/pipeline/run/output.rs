@@ -56,10 +56,7 @@ pub(super) fn output_loop(
             t.0.total += record.frame.timing_ms.total;
             t.1 += latency_ms;
         }
-        let json = serde_json::to_string(&record).map_err(|e| Error::Output {
-            path: "json".into(),
-            reason: e.to_string(),
-        })?;
+        let json = serde_json::to_string(&record).map_err(|e| Error::output_from("json", e))?;
         let frame = FrameOutput {
             image: &item.frame.image,
             pose: &item.pose,

@@ -104,11 +104,11 @@ impl HttpServer {
         })?;
         let local_addr = listener
             .local_addr()
-            .map_err(|e| Error::device(device(), format!("cannot read the bound address: {e}")))?;
+            .map_err(|e| Error::device_from(device(), "cannot read the bound address", e))?;
         set_send_timeout(&listener, SEND_TIMEOUT);
         let server = Server::from_listener(listener, None)
             .map(Arc::new)
-            .map_err(|e| Error::device(device(), format!("cannot start the server: {e}")))?;
+            .map_err(|e| Error::device_from(device(), "cannot start the server", e))?;
 
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -133,10 +133,7 @@ impl HttpServer {
                         local_addr,
                     };
                     partial.shutdown();
-                    return Err(Error::device(
-                        device(),
-                        format!("cannot start a thread: {e}"),
-                    ));
+                    return Err(Error::device_from(device(), "cannot start a thread", e));
                 }
             }
         }

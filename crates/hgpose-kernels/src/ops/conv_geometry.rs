@@ -202,17 +202,6 @@ pub fn chw_of(fact: &TypedFact, dt: DatumType) -> Option<(usize, usize, usize)> 
     }
 }
 
-/// The node that alone reads `node`'s output, when that output is not a model output.
-pub fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    let outputs = model.output_outlets().ok()?;
-    match &model.node(node).outputs[..] {
-        [output] if output.successors.len() == 1 && !outputs.contains(&node.into()) => {
-            Some(output.successors[0].node)
-        }
-        _ => None,
-    }
-}
-
 /// What a layer's blocks read: the input as laid out, where each step reads in it (in
 /// positions past the output position), and the farthest of those, which bounds the reads.
 #[derive(Clone, Copy)]

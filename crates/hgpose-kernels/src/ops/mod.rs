@@ -29,3 +29,18 @@ fn first_input<'a, T>(inputs: &'a [T], op: &str) -> anyhow::Result<&'a T> {
         .first()
         .ok_or_else(|| anyhow::anyhow!("{op} was given no input"))
 }
+
+/// The one node that reads `node`'s only output, when that output is not also one of the model's
+/// outputs (whose value must then stay as it is): what a rewrite may fuse `node` into.
+pub(crate) fn sole_successor(
+    model: &tract_onnx::prelude::TypedModel,
+    node: usize,
+) -> Option<usize> {
+    let outputs = model.output_outlets().ok()?;
+    match &model.node(node).outputs[..] {
+        [output] if output.successors.len() == 1 && !outputs.contains(&node.into()) => {
+            Some(output.successors[0].node)
+        }
+        _ => None,
+    }
+}

@@ -13,10 +13,10 @@
 //! only reader is a [`DirectConvI8`] of the same zero point; a batch norm before it, when the
 //! quantization is its only reader and it works per channel plane.
 
-use super::conv_geometry::sole_successor;
 use super::direct_conv_i8::{DirectConvI8, Prelude};
 use super::quantize::FastQuantizeU8;
 use super::scale_shift::FastScaleShift;
+use super::sole_successor;
 use tract_onnx::prelude::*;
 
 /// A convolution and what it takes in: its quantization node, and the batch norm before that.

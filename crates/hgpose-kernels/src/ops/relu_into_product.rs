@@ -8,6 +8,7 @@
 //! store, as tract does for a ReLU that follows directly; the reshape then follows the product.
 //! A max is exact, so results are bit-identical.
 
+use super::sole_successor;
 use tract_linalg::BinOp;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::OptBinByScalar;
@@ -19,13 +20,6 @@ struct Chain {
     reshape: usize,
     max: usize,
     floor: OutletId,
-}
-
-fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    match &model.node(node).outputs[..] {
-        [output] if output.successors.len() == 1 => Some(output.successors[0].node),
-        _ => None,
-    }
 }
 
 fn chain_to(model: &TypedModel, max: usize) -> Option<Chain> {

@@ -11,6 +11,7 @@
 //! product, rounded ties to even, then the integer add and clamp). It takes the place of the
 //! chain's last node after tract optimizes the model; the others are then dead.
 
+use super::sole_successor;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -126,14 +127,6 @@ fn scalar_and_wire(model: &TypedModel, node: &TypedNode) -> Option<(i32, OutletI
         }
     }
     None
-}
-
-/// The single successor of `node`'s only output, when it has exactly one.
-fn sole_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    match model.node(node).outputs[0].successors[..] {
-        [one] => Some(one.node),
-        _ => None,
-    }
 }
 
 fn bin_is<T: tract_onnx::tract_core::ops::binary::BinMiniOp>(node: &TypedNode) -> bool {

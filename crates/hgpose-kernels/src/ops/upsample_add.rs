@@ -9,7 +9,7 @@
 //! duplicated, into the skip branch's buffer, which it takes over. The sums are the same float
 //! additions on the same operands, so results are bit-identical.
 
-use super::conv_geometry::sole_successor;
+use super::sole_successor;
 use super::unfused_add::StreamedAdd;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::ops::conv_f32_kernel::ROWS;
-use crate::ops::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Shape};
+use crate::ops::conv_geometry::{conv_shape, pointwise_shape, Shape};
+use crate::ops::sole_successor;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;

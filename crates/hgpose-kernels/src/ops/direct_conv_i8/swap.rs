@@ -2,8 +2,9 @@
 //! decluttered graph, and putting [`DirectConvI8`]s in their place.
 
 use super::*;
-use crate::ops::conv_geometry::{conv_shape, pointwise_shape, sole_successor, Shape};
+use crate::ops::conv_geometry::{conv_shape, pointwise_shape, Shape};
 use crate::ops::conv_i8_kernel::{Kernel, ROWS};
+use crate::ops::sole_successor;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;

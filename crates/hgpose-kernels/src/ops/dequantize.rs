@@ -7,6 +7,8 @@
 //! rounding multiply, so the same bits), with the widest SIMD the CPU has, and splits the tensor
 //! over tract's threads. It is swapped in after tract optimizes the model.
 
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -32,23 +34,17 @@ pub fn dequantize_u8(xs: &[u8], ys: &mut [f32], scale: f32, zero_point: i32) {
     crate::generic::elementwise::dequantize_u8(xs, ys, scale, zero_point);
 }
 
-impl Op for FastDequantizeU8 {
-    fn name(&self) -> StaticName {
-        "FastDequantizeU8".into()
-    }
+impl PlanOp for FastDequantizeU8 {
+    const NAME: &'static str = "FastDequantizeU8";
 
-    fn info(&self) -> TractResult<Vec<String>> {
+    fn info_lines(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
             "scale: {} zero_point: {}",
             self.scale, self.zero_point
         )])
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastDequantizeU8 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = super::first_input(&inputs, "FastDequantizeU8")?;
         let plain = input.try_as_plain_ram()?;
         let xs = plain.as_slice::<u8>()?;
@@ -64,17 +60,13 @@ impl EvalOp for FastDequantizeU8 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastDequantizeU8 {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = super::first_input(inputs, "FastDequantizeU8")?;
         Ok(tvec!(f32::datum_type().fact(input.shape.clone())))
     }
 }
+
+plan_op!(FastDequantizeU8);
 
 /// Replaces every u8-input `DequantizeLinearF32` of an optimized model with
 /// [`FastDequantizeU8`]; returns how many. The output facts (f32, same shape) are unchanged.

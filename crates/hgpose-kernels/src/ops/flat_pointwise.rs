@@ -9,6 +9,8 @@
 //! ([`KeepAxes`], `transposed_product`). The values are the same products, summed in the same
 //! order per output pixel. Applied to the typed model before tract optimizes it.
 
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
@@ -51,30 +53,20 @@ fn pointwise_rows(conv: &Conv, input: &TypedFact) -> Option<(usize, usize)> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeepAxes;
 
-impl Op for KeepAxes {
-    fn name(&self) -> StaticName {
-        "KeepAxes".into()
-    }
+impl PlanOp for KeepAxes {
+    const NAME: &'static str = "KeepAxes";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for KeepAxes {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         Ok(inputs)
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for KeepAxes {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = super::first_input(inputs, "KeepAxes")?;
         Ok(tvec!(input.without_value()))
     }
 }
+
+plan_op!(KeepAxes);
 
 /// Rewrites every such convolution of `model` to run over `[N, C, 1, H*W]`; returns how many.
 pub fn flatten(model: &mut TypedModel) -> TractResult<usize> {

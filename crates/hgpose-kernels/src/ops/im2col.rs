@@ -13,6 +13,8 @@
 
 #[cfg(target_arch = "aarch64")]
 use crate::aarch64::interleave as simd;
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 #[cfg(target_arch = "x86_64")]
 use crate::x86_64::interleave as simd;
@@ -227,16 +229,10 @@ pub fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]) {
     crate::generic::interleave::interleave4_from([a, b, c, d], done, out);
 }
 
-impl Op for FastIm2ColK4 {
-    fn name(&self) -> StaticName {
-        "FastIm2ColK4".into()
-    }
+impl PlanOp for FastIm2ColK4 {
+    const NAME: &'static str = "FastIm2ColK4";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastIm2ColK4 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = super::first_input(&inputs, "FastIm2ColK4")?;
         let dt = input.datum_type();
         anyhow::ensure!(
@@ -284,13 +280,7 @@ impl EvalOp for FastIm2ColK4 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastIm2ColK4 {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = super::first_input(inputs, "FastIm2ColK4")?;
         let fact = PackedExoticFact {
             format: Box::new(self.format.clone()),
@@ -303,6 +293,8 @@ impl TypedOp for FastIm2ColK4 {
             .with_exotic_fact(fact)))
     }
 }
+
+plan_op!(FastIm2ColK4);
 
 /// The geometry of tract's `Im2Col` when [`FastIm2ColK4`] can compute it: one CHW image (or
 /// NCHW with a batch of one), one group, an undilated 2D kernel, and a `PackedI8K4` output.

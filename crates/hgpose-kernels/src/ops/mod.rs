@@ -12,6 +12,7 @@ pub mod direct_conv_i8;
 pub mod flat_pointwise;
 pub mod im2col;
 pub mod pack;
+pub mod plan_op;
 pub mod pool;
 pub mod quantize;
 pub mod quantize_into_conv;

@@ -8,6 +8,8 @@
 //! tract packs a 1x1 convolution of an NCHW image row by row (k = channels, mn = columns,
 //! batched over the rows), so this op packs one matrix per coordinate of the other axes.
 
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use tract_linalg::mmm::{EagerPackedInput, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
 use tract_linalg::pack::PackedI8K4;
 use tract_onnx::prelude::*;
@@ -70,16 +72,10 @@ impl FastPackK4 {
     }
 }
 
-impl Op for FastPackK4 {
-    fn name(&self) -> StaticName {
-        "FastPackK4".into()
-    }
+impl PlanOp for FastPackK4 {
+    const NAME: &'static str = "FastPackK4";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastPackK4 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = super::first_input(&inputs, "FastPackK4")?;
         let dt = input.datum_type();
         anyhow::ensure!(
@@ -122,13 +118,7 @@ impl EvalOp for FastPackK4 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastPackK4 {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = super::first_input(inputs, "FastPackK4")?;
         Ok(tvec!(input
             .datum_type
@@ -136,6 +126,8 @@ impl TypedOp for FastPackK4 {
             .with_exotic_fact(self.fact.clone())))
     }
 }
+
+plan_op!(FastPackK4);
 
 /// The op for tract's pack node when it packs a fixed-shape 8-bit tensor into `PackedI8K4` with
 /// the k axis before the mn axis (rows contiguous), for more than one column.

@@ -6,6 +6,8 @@
 //! input rows at a time into one output row, a loop the compiler vectorizes, and splits the
 //! channel planes over tract's threads. It is swapped in after tract optimizes the model.
 
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -66,16 +68,10 @@ fn pool<T: Datum + Copy + PartialOrd>(input: &Tensor) -> TractResult<Tensor> {
     Ok(output)
 }
 
-impl Op for FastMaxPool2x2 {
-    fn name(&self) -> StaticName {
-        "FastMaxPool2x2".into()
-    }
+impl PlanOp for FastMaxPool2x2 {
+    const NAME: &'static str = "FastMaxPool2x2";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastMaxPool2x2 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = super::first_input(&inputs, "FastMaxPool2x2")?;
         anyhow::ensure!(input.rank() == 4, "FastMaxPool2x2 takes NCHW tensors");
         let output = match input.datum_type() {
@@ -86,13 +82,7 @@ impl EvalOp for FastMaxPool2x2 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastMaxPool2x2 {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = super::first_input(inputs, "FastMaxPool2x2")?;
         let dims = input
             .shape
@@ -103,6 +93,8 @@ impl TypedOp for FastMaxPool2x2 {
         Ok(tvec!(input.datum_type.fact(shape)))
     }
 }
+
+plan_op!(FastMaxPool2x2);
 
 /// True for tract's pools that [`FastMaxPool2x2`] computes exactly.
 fn is_plain_2x2_stride_2(pool: &OptMaxPool, input: &TypedFact) -> bool {

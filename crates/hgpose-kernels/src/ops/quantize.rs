@@ -9,6 +9,8 @@
 
 use crate::generic::elementwise;
 pub use crate::generic::elementwise::BatchNorm;
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -59,23 +61,17 @@ pub fn batch_norm_quantize_u8(
     elementwise::batch_norm_quantize_u8(xs, ys, batch_norm, scale, zero_point);
 }
 
-impl Op for FastQuantizeU8 {
-    fn name(&self) -> StaticName {
-        "FastQuantizeU8".into()
-    }
+impl PlanOp for FastQuantizeU8 {
+    const NAME: &'static str = "FastQuantizeU8";
 
-    fn info(&self) -> TractResult<Vec<String>> {
+    fn info_lines(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
             "scale: {} zero_point: {}",
             self.scale, self.zero_point
         )])
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastQuantizeU8 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = super::first_input(&inputs, "FastQuantizeU8")?;
         let plain = input.try_as_plain_ram()?;
         let xs = plain.as_slice::<f32>()?;
@@ -95,13 +91,7 @@ impl EvalOp for FastQuantizeU8 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastQuantizeU8 {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let mut fact = (*super::first_input(inputs, "FastQuantizeU8")?).clone();
         fact.datum_type = DatumType::U8;
         fact.konst = None;
@@ -109,6 +99,8 @@ impl TypedOp for FastQuantizeU8 {
         Ok(tvec!(fact))
     }
 }
+
+plan_op!(FastQuantizeU8);
 
 /// Replaces every f32-input `QuantizeLinearU8` of an optimized model with [`FastQuantizeU8`];
 /// returns how many. The output facts (u8, same shape) are unchanged, so the plan is too.

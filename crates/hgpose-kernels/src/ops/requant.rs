@@ -12,6 +12,8 @@
 //! chain's last node after tract optimizes the model; the others are then dead.
 
 use super::sole_successor;
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -47,16 +49,10 @@ fn requant(acc: &[i32], out: &mut [u8], scale: f32, zero_point: i32, lo: i32, hi
     crate::generic::elementwise::requant_run(acc, out, scale, zero_point, lo, hi);
 }
 
-impl Op for FastRequantI32 {
-    fn name(&self) -> StaticName {
-        "FastRequantI32".into()
-    }
+impl PlanOp for FastRequantI32 {
+    const NAME: &'static str = "FastRequantI32";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastRequantI32 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = super::first_input(&inputs, "FastRequantI32")?;
         let shape = input.shape();
         anyhow::ensure!(
@@ -98,17 +94,13 @@ impl EvalOp for FastRequantI32 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastRequantI32 {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = super::first_input(inputs, "FastRequantI32")?;
         Ok(tvec!(self.output_dt.fact(input.shape.clone())))
     }
 }
+
+plan_op!(FastRequantI32);
 
 /// The constant scalar on one side of a binary node, and the outlet on the other.
 fn scalar_and_wire(model: &TypedModel, node: &TypedNode) -> Option<(i32, OutletId)> {

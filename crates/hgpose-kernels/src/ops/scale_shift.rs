@@ -9,6 +9,8 @@
 //! as tract does (a product rounded, then a sum rounded, then the max), so its results are
 //! bit-identical. It is swapped in after tract optimizes.
 
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_linalg::multithread::BShare;
 use tract_linalg::BinOp;
@@ -55,16 +57,10 @@ impl FastScaleShift {
 
 pub use crate::generic::elementwise::scale_shift_floor;
 
-impl Op for FastScaleShift {
-    fn name(&self) -> StaticName {
-        "FastScaleShift".into()
-    }
+impl PlanOp for FastScaleShift {
+    const NAME: &'static str = "FastScaleShift";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastScaleShift {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let wanted = 3 + self.floored as usize;
         anyhow::ensure!(
             inputs.len() == wanted,
@@ -109,17 +105,13 @@ impl EvalOp for FastScaleShift {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for FastScaleShift {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let x = super::first_input(inputs, "FastScaleShift")?;
         Ok(tvec!(x.without_value()))
     }
 }
+
+plan_op!(FastScaleShift);
 
 /// The op for a chain of `Mul`, `Add` (one scalar per block of one length) and optionally
 /// `Max` (one scalar for the whole tensor) over f32, given its input facts; else `None`.

@@ -9,6 +9,8 @@
 //! operands, so results are bit-identical. aarch64 and armv7 kernels read `skip` with lane
 //! loads and were not measured on a board, so they keep tract's fusion.
 
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -19,16 +21,10 @@ use tract_onnx::tract_core::ops::matmul::optimized::{OptMatMul, ProtoFusedSpec};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamedAdd;
 
-impl Op for StreamedAdd {
-    fn name(&self) -> StaticName {
-        "StreamedAdd".into()
-    }
+impl PlanOp for StreamedAdd {
+    const NAME: &'static str = "StreamedAdd";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for StreamedAdd {
-    fn eval(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         anyhow::ensure!(inputs.len() == 2, "StreamedAdd takes two inputs");
         let b = inputs.pop().expect("two inputs");
         let mut sum = inputs.pop().expect("two inputs").into_tensor();
@@ -56,17 +52,13 @@ impl EvalOp for StreamedAdd {
         Ok(tvec!(sum.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for StreamedAdd {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let a = super::first_input(inputs, "StreamedAdd")?;
         Ok(tvec!(a.without_value()))
     }
 }
+
+plan_op!(StreamedAdd);
 
 /// Where the f32 product `op` ends with an add of its last input (then stores), the product
 /// without that add; else `None`.

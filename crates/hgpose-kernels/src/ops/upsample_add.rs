@@ -11,6 +11,8 @@
 
 use super::sole_successor;
 use super::unfused_add::StreamedAdd;
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::threads::light_work;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -35,16 +37,10 @@ pub fn add_upsampled_plane(plane: &mut [f32], low: &[f32], w: usize) {
     }
 }
 
-impl Op for UpsampleAdd {
-    fn name(&self) -> StaticName {
-        "UpsampleAdd".into()
-    }
+impl PlanOp for UpsampleAdd {
+    const NAME: &'static str = "UpsampleAdd";
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for UpsampleAdd {
-    fn eval(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         anyhow::ensure!(inputs.len() == 2, "UpsampleAdd takes skip and low");
         let low = inputs.pop().expect("two inputs");
         let mut sum = inputs.pop().expect("two inputs").into_tensor();
@@ -81,17 +77,13 @@ impl EvalOp for UpsampleAdd {
         Ok(tvec!(sum.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for UpsampleAdd {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let skip = super::first_input(inputs, "UpsampleAdd")?;
         Ok(tvec!(skip.without_value()))
     }
 }
+
+plan_op!(UpsampleAdd);
 
 /// The node id of the f32 2x2 nearest upsample feeding `outlet`, read only by `add`.
 fn upsample_into(model: &TypedModel, outlet: OutletId, add: usize) -> Option<usize> {

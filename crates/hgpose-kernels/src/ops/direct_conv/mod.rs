@@ -31,6 +31,8 @@
 
 use super::conv_f32_kernel::{Block, Kernel, OutPlanes, ROWS};
 use super::conv_geometry::{Geometry, Reads, Shape};
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::spin_team::for_each_task;
 use crate::threads::executor_threads;
 use tract_onnx::prelude::*;
@@ -459,12 +461,10 @@ pub fn pack_weights(weights: &[f32], out_channels: usize) -> Vec<f32> {
     packed
 }
 
-impl Op for DirectConv {
-    fn name(&self) -> StaticName {
-        "DirectConv".into()
-    }
+impl PlanOp for DirectConv {
+    const NAME: &'static str = "DirectConv";
 
-    fn info(&self) -> TractResult<Vec<String>> {
+    fn info_lines(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
             "{}, relu {}, addend {}, {}",
             self.shape(),
@@ -474,11 +474,7 @@ impl Op for DirectConv {
         )])
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for DirectConv {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let wanted = 3 + self.with_addend as usize;
         anyhow::ensure!(inputs.len() == wanted, "DirectConv takes {wanted} inputs");
         let hw = self.shape.height * self.shape.width;
@@ -531,20 +527,16 @@ impl EvalOp for DirectConv {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for DirectConv {
-    as_op!();
-
-    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(&*self.out_shape)))
     }
 
-    fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+    fn costs(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         Ok(tvec!((Cost::FMA(DatumType::F32), self.macs().to_dim())))
     }
 }
+
+plan_op!(DirectConv);
 
 mod swap;
 #[cfg(test)]

@@ -29,6 +29,8 @@
 use super::conv_geometry::{Geometry, Reads, Shape};
 use super::conv_i8_kernel::{Block, Kernel, OutBytes, Planes, Store, ROWS, WIDTH};
 use super::quantize::{batch_norm_quantize_u8, quantize_u8, BatchNorm};
+use crate::ops::plan_op::PlanOp;
+use crate::plan_op;
 use crate::spin_team::for_each_task;
 use crate::threads::executor_threads;
 use tract_onnx::prelude::*;
@@ -478,20 +480,14 @@ pub fn pack_weights(
         .collect()
 }
 
-impl Op for DirectConvI8 {
-    fn name(&self) -> StaticName {
-        "DirectConvI8".into()
-    }
+impl PlanOp for DirectConvI8 {
+    const NAME: &'static str = "DirectConvI8";
 
-    fn info(&self) -> TractResult<Vec<String>> {
+    fn info_lines(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!("{}, {}", self.shape(), self.kernel.name())])
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for DirectConvI8 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let batch_norm = self.prelude.and_then(|p| p.batch_norm);
         let extras = match batch_norm {
             Some(floored) => 2 + floored as usize,
@@ -604,20 +600,16 @@ impl EvalOp for DirectConvI8 {
         Ok(tvec!(output.into_tvalue()))
     }
 
-    op_out_of_plan!();
-}
-
-impl TypedOp for DirectConvI8 {
-    as_op!();
-
-    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(self.out_dt.fact(&*self.out_shape)))
     }
 
-    fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+    fn costs(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         Ok(tvec!((Cost::FMA(DatumType::I32), self.macs().to_dim())))
     }
 }
+
+plan_op!(DirectConvI8);
 
 mod swap;
 #[cfg(test)]

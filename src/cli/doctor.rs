@@ -1,4 +1,5 @@
-//! `hgpose doctor`: what this board offers, and which precision `auto` picks here.
+//! `hgpose doctor`: what this board offers, which precision `auto` picks here and which of
+//! hgpose's native kernels run.
 
 use anyhow::Result;
 
@@ -10,7 +11,7 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> Result<()> {
-    let report = hgpose::platform::doctor_report();
+    let report = hgpose::pipeline::doctor_report();
     if args.json {
         out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -55,6 +56,14 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         report.auto_precision,
         report.auto_reason
     );
+    for k in &report.native_kernels {
+        let runs = if k.runs {
+            "this CPU can run it".to_string()
+        } else {
+            format!("not on this CPU: needs {}", k.needs)
+        };
+        out!("kernel     {} ({}): {runs}", k.name, k.what);
+    }
     if report.devices.is_empty() {
         out!("devices    no cameras, framebuffers or GPIO chips found under /dev");
     }

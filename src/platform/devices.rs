@@ -36,36 +36,18 @@ fn nodes(dev: &Path, prefix: &str) -> Vec<String> {
     names
 }
 
-/// The pixel formats a camera offers, those hgpose cannot convert marked; or why none.
-fn camera_formats(path: &Path) -> String {
-    match crate::capture::camera::list_formats(path) {
-        Ok(formats) if formats.is_empty() => "no capture formats".into(),
-        Ok(formats) => {
-            let names: Vec<String> = formats
-                .iter()
-                .map(|f| match f.format {
-                    Some(_) => f.fourcc.clone(),
-                    None => format!("{}(unsupported)", f.fourcc),
-                })
-                .collect();
-            format!("formats {}", names.join(" "))
-        }
-        Err(_) => "not a capture node (metadata or output)".into(),
-    }
-}
-
 /// Lists cameras (`/dev/videoN`), framebuffers (`/dev/fbN`) and GPIO chips (`/dev/gpiochipN`),
-/// described from `sys` (normally `/sys`).
+/// described from `sys` (normally `/sys`). A camera's formats are capture's to tell
+/// (`pipeline::doctor` adds them).
 pub fn list_devices(dev: &Path, sys: &Path) -> Vec<DeviceNode> {
     let mut out = Vec::new();
     for n in nodes(dev, "video") {
         let name = read_trimmed(&sys.join("class/video4linux").join(&n).join("name"))
             .unwrap_or_else(|| "?".into());
-        let path = dev.join(&n);
         out.push(DeviceNode {
             kind: "camera",
-            detail: format!("{name}; {}", camera_formats(&path)),
-            path: path.display().to_string(),
+            detail: name,
+            path: dev.join(&n).display().to_string(),
         });
     }
     for n in nodes(dev, "fb") {
@@ -117,12 +99,7 @@ mod tests {
             .map(|d| d.path.rsplit('/').next().unwrap().to_string())
             .collect();
         assert_eq!(paths, ["video2", "video10", "fb0", "gpiochip0"]);
-        // A plain file is no camera: the driver name stays, and why no formats are listed.
-        assert!(
-            list[0].detail.starts_with("vivid; not a capture node"),
-            "{}",
-            list[0].detail
-        );
+        assert_eq!(list[0].detail, "vivid");
         assert_eq!(list[2].detail, "bochs-drmdrmfb, 1280,800, 32 bpp");
     }
 }

@@ -5,11 +5,9 @@
 
 mod cpu;
 mod devices;
-mod doctor;
 pub mod gpio;
 pub mod memory;
 pub mod python;
 
 pub use cpu::{has_feature, has_int8_dot_product, CpuInfo};
 pub use devices::{list_devices, DeviceNode};
-pub use doctor::{doctor_report, DoctorReport};

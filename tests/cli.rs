@@ -274,3 +274,72 @@ fn closed_stdout_is_not_a_crash() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.success(), "{stderr}");
 }
+
+#[test]
+fn numbers_out_of_range_are_refused_not_panics() {
+    for duration in ["-1", "NaN", "inf", "0", "1e300"] {
+        let arg = format!("--duration={duration}");
+        assert_fails_with(&hgpose(&["run", &arg, "--check"]), &["--duration"]);
+    }
+    assert_fails_with(
+        &hgpose(&["run", "--stats-every=inf", "--check"]),
+        &["--stats-every"],
+    );
+    assert_fails_with(
+        &hgpose(&["run", "--threads", "100000", "--check"]),
+        &["100000 threads is not plausible"],
+    );
+    assert_fails_with(
+        &hgpose(&["bench", "--threads", "1,100000"]),
+        &["100000 threads is not plausible"],
+    );
+}
+
+#[test]
+fn a_drawing_never_overwrites_its_input() {
+    let scratch_dir = scratch("cli-draw-input");
+    let photo = scratch_dir.path().join("photo.jpg");
+    std::fs::copy(sample("astronaut.jpg"), &photo).unwrap();
+    let before = std::fs::read(&photo).unwrap();
+    let model = fixture("hg_s1_f16_in128.onnx");
+    let out = hgpose(&[
+        "infer",
+        "-m",
+        path(&model),
+        "--draw",
+        path(&photo),
+        path(&photo),
+    ]);
+    assert_fails_with(&out, &["would overwrite the input image"]);
+    assert_eq!(std::fs::read(&photo).unwrap(), before, "the photo changed");
+}
+
+#[test]
+fn loop_applies_to_the_boards_own_source() {
+    let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("board/pc.toml");
+    let scratch_dir = scratch("cli-loop");
+    let summary = scratch_dir.path().join("summary.json");
+    let out = hgpose(&[
+        "run",
+        "--board",
+        path(&board),
+        "--loop",
+        "--json",
+        "none",
+        "--stats-every",
+        "0",
+        "--max-frames",
+        "3",
+        "--summary",
+        path(&summary),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    // The profile's folder holds one photo: three frames only if it started again.
+    assert_eq!(summary["frames_emitted"], 3, "{summary}");
+    assert!(
+        summary["source"].as_str().unwrap().contains("looping"),
+        "{summary}"
+    );
+}

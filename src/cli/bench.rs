@@ -27,7 +27,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "f32")]
     precision: Vec<Precision>,
     /// Thread counts to time, comma-separated (0 = every core), e.g. 1,2.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = super::thread_count)]
     threads: Vec<usize>,
     /// Also time the same model on ONNX Runtime (Python package) at each thread count, and
     /// print hgpose's inference time as a ratio to it.

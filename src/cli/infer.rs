@@ -28,7 +28,7 @@ pub struct InferArgs {
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
     /// Cores for one inference (0 = every core).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::thread_count)]
     threads: usize,
     /// Write the image with the skeleton drawn: a PNG file for one image, a folder for several.
     #[arg(long, value_name = "OUT")]
@@ -59,14 +59,19 @@ pub fn run(args: InferArgs) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the --draw folder {}", dir.display()))?;
     }
+    let targets: Vec<Option<PathBuf>> = images
+        .iter()
+        .map(|path| draw.map(|d| draw_target(d, path, draw_into_folder)))
+        .collect();
+    refuse_overwriting_inputs(images, &targets)?;
     let mut estimator = load_estimator(&args.model, options)?;
     let mut failures = 0;
-    for path in images {
+    for (i, path) in images.iter().enumerate() {
         let outcome = infer_one(
             &mut estimator,
             path,
             person,
-            draw.map(|d| draw_target(d, path, draw_into_folder)),
+            targets[i].clone(),
             args.min_confidence,
         );
         match outcome {
@@ -97,6 +102,25 @@ fn load_estimator(args: &ModelArgs, options: EstimatorOptions) -> Result<Estimat
         tracing::info!("{}: {assumption}", path.display());
     }
     Ok(estimator)
+}
+
+/// A drawing never replaces a photo it was asked to read: refused before anything is written.
+fn refuse_overwriting_inputs(images: &[PathBuf], targets: &[Option<PathBuf>]) -> Result<()> {
+    // Canonical where the file exists, so `./a.jpg` and `a.jpg` are one file.
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    for target in targets.iter().flatten() {
+        if let Some(image) = images.iter().find(|image| same(image, target)) {
+            anyhow::bail!(
+                "--draw {} would overwrite the input image {}; give another file name",
+                target.display(),
+                image.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Where the drawing of `image` goes: `out` itself, or `out/<stem>.pose.png` for several images.

@@ -12,6 +12,38 @@ macro_rules! out {
     }};
 }
 
+/// A thread count for one inference: 0 (every core) up to the board file's cap.
+pub fn thread_count(value: &str) -> std::result::Result<usize, String> {
+    use hgpose::pipeline::board::MAX_THREADS;
+    match value.parse::<usize>() {
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} threads is not plausible; give at most {MAX_THREADS}, or 0 for every core"
+        )),
+        Err(_) => Err(format!(
+            "{value:?}: give a whole number of threads (0 = every core)"
+        )),
+    }
+}
+
+/// A span of time in seconds: finite, above 0, and short of what a `Duration` holds.
+pub fn seconds(value: &str) -> std::result::Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e15 => Ok(v),
+        _ => Err(format!(
+            "{value:?}: give a number of seconds above 0, e.g. 30"
+        )),
+    }
+}
+
+/// Like [`seconds`], with 0 for "never".
+pub fn seconds_or_never(value: &str) -> std::result::Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(v) if v == 0.0 => Ok(v),
+        _ => seconds(value).map_err(|e| format!("{e}, or 0 for never")),
+    }
+}
+
 pub mod bench;
 pub mod doctor;
 pub mod export;

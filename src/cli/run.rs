@@ -19,14 +19,14 @@ pub struct RunArgs {
     /// MJPEG stream on stdin.
     #[arg(long)]
     source: Option<PathBuf>,
-    /// With --source: start again at the end of a file, folder or video (demos, soak runs).
+    /// Start again at the end of a file, folder or video: the --source, else the board's own.
     #[arg(long = "loop")]
     looping: bool,
     /// Override the board's model.
     #[arg(long, short)]
     model: Option<PathBuf>,
     /// Override the board's inference threads (0 = every core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::thread_count)]
     threads: Option<usize>,
     /// Override where JSON lines go: stdout, none, or a file.
     #[arg(long)]
@@ -35,10 +35,10 @@ pub struct RunArgs {
     #[arg(long)]
     max_frames: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = super::seconds)]
     duration: Option<f64>,
-    /// Log fps and memory every this many seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// Log fps and memory every this many seconds (0: never).
+    #[arg(long, default_value_t = 10.0, value_parser = super::seconds_or_never)]
     stats_every: f64,
     /// Write the run summary (fps, stage times, peak memory) as JSON to this file.
     #[arg(long)]
@@ -62,6 +62,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     if let Some(source) = args.source {
         board.source = SourceConfig::from_path(source, args.looping, &board.source);
+    } else if args.looping {
+        board.source = board
+            .source
+            .looping()
+            .map_err(|why| anyhow::anyhow!("--loop: the board's source cannot loop: {why}"))?;
     }
     if let Some(threads) = args.threads {
         board.model.threads = threads;

@@ -53,6 +53,9 @@ pub struct BoardInfo {
     pub notes: String,
 }
 
+/// The most inference threads a board file or the command line may ask for (0 = every core).
+pub const MAX_THREADS: usize = 256;
+
 /// Where frames come from.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -83,6 +86,26 @@ impl Default for SourceConfig {
 }
 
 impl SourceConfig {
+    /// This source, started again at its end (`run --loop` without `--source`): files, folders
+    /// and videos loop; a camera or a pipe has no end to start again from.
+    pub fn looping(self) -> std::result::Result<SourceConfig, String> {
+        match self {
+            SourceConfig::Files { path, fps, .. } => Ok(SourceConfig::Files {
+                path,
+                looping: true,
+                fps,
+            }),
+            SourceConfig::Video { path, .. } => Ok(SourceConfig::Video {
+                path,
+                looping: true,
+            }),
+            SourceConfig::Camera(_) => Err("a camera has no end to start again from".into()),
+            SourceConfig::Mjpeg { .. } => {
+                Err("an MJPEG pipe has no end to start again from".into())
+            }
+        }
+    }
+
     /// The source a path names (`--source`), in place of `current`: a camera device keeps
     /// `current`'s camera settings, so the board's size and format still apply.
     pub fn from_path(path: PathBuf, looping: bool, current: &SourceConfig) -> SourceConfig {
@@ -276,7 +299,7 @@ impl BoardConfig {
                 format!("{} must be between 0 and 1", m.min_confidence),
             ));
         }
-        if m.threads > 256 {
+        if m.threads > MAX_THREADS {
             return Err(config_error(
                 path,
                 "model.threads",

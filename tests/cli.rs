@@ -316,16 +316,14 @@ fn a_drawing_never_overwrites_its_input() {
 
 #[test]
 fn loop_applies_to_the_boards_own_source() {
-    let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("board/pc.toml");
     let scratch_dir = scratch("cli-loop");
+    let board = sample_board(scratch_dir.path());
     let summary = scratch_dir.path().join("summary.json");
     let out = hgpose(&[
         "run",
         "--board",
         path(&board),
         "--loop",
-        "--json",
-        "none",
         "--stats-every",
         "0",
         "--max-frames",

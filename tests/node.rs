@@ -152,6 +152,29 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `hgpose run --board BOARD --summary SUMMARY EXTRA...` in the background, quiet but for warnings.
+fn start_node(board: &Path, summary: &Path, extra: &[&std::ffi::OsStr]) -> Child {
+    hgpose_command()
+        .args(["run", "--stats-every", "0", "--board"])
+        .arg(board)
+        .arg("--summary")
+        .arg(summary)
+        .args(extra)
+        .env("HGPOSE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `signal` to a node started by [`start_node`], checks it exits 0, and returns its summary.
+fn stop_node(mut child: Child, signal: i32, summary: &Path) -> serde_json::Value {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = wait_for_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap()
+}
+
 fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
@@ -194,15 +217,7 @@ http = "{addr}"
         ),
     );
     let summary = dir.join("summary.json");
-    let mut child = hgpose_command()
-        .args(["run", "--stats-every", "0", "--board"])
-        .arg(&board)
-        .arg("--summary")
-        .arg(&summary)
-        .env("HGPOSE_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_node(&board, &summary, &[]);
     // The latest record appears on /keypoints once the first frame is through (slow under qemu).
     let deadline = Instant::now() + Duration::from_secs(120);
     let record = loop {
@@ -220,12 +235,7 @@ http = "{addr}"
     let health = http_get(&addr, "/healthz").unwrap();
     assert!(health.contains("ok"), "{health}");
 
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = wait_for_exit(&mut child, Duration::from_secs(30));
-    assert!(status.success(), "{status:?}");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let s = stop_node(child, libc::SIGTERM, &summary);
     assert!(s["frames_emitted"].as_u64().unwrap() >= 1);
     assert!(
         http_get(&addr, "/healthz").is_none(),
@@ -302,4 +312,28 @@ fn missing_devices_are_named_with_what_to_do() {
         ),
         &["nope.onnx"],
     );
+}
+
+/// SIGHUP (a closing ssh session) stops the node through its shutdown path, as SIGTERM does: it
+/// exits 0 and writes its summary.
+#[test]
+fn sighup_stops_the_node_cleanly() {
+    let scratch_dir = scratch("node-sighup");
+    let dir = scratch_dir.path();
+    let (records, summary) = (dir.join("records.jsonl"), dir.join("summary.json"));
+    let board = sample_board(dir);
+    let mut child = start_node(
+        &board,
+        &summary,
+        &["--loop".as_ref(), "--json".as_ref(), records.as_os_str()],
+    );
+    // Records flow only after the handlers are in place (slow under qemu).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::metadata(&records).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "no record written");
+        assert!(child.try_wait().unwrap().is_none(), "hgpose exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = stop_node(child, libc::SIGHUP, &summary);
+    assert!(s["frames_emitted"].as_u64().unwrap() >= 1, "{s}");
 }

@@ -72,7 +72,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the node: frames from the board's camera (or a file, folder, video, MJPEG pipe) to
-    /// keypoints on the display, GPIO lines and streams, until the source ends or SIGINT/SIGTERM.
+    /// keypoints on the display, GPIO lines and streams, until the source ends or SIGINT/SIGTERM/SIGHUP.
     Run(run::RunArgs),
     /// Estimate poses in images; prints one JSON object per image.
     Infer(infer::InferArgs),

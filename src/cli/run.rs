@@ -48,7 +48,7 @@ pub struct RunArgs {
     check: bool,
 }
 
-/// Runs until the source ends, a limit is reached, or SIGINT/SIGTERM.
+/// Runs until the source ends, a limit is reached, or SIGINT/SIGTERM/SIGHUP.
 pub fn run(args: RunArgs) -> Result<()> {
     let limits = RunLimits {
         max_frames: args.max_frames,
@@ -92,9 +92,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    // SIGHUP (the ssh session that started it closing) stops it like SIGTERM: through the
+    // shutdown path, with its summary and the GPIO lines back at idle.
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register(signal, stop.clone())
-            .context("cannot install the SIGINT/SIGTERM handlers")?;
+            .context("cannot install the SIGINT/SIGTERM/SIGHUP handlers")?;
     }
     let summary = hgpose::pipeline::run::run(&board, &model_path, &limits, stop)?;
     tracing::info!(

@@ -129,3 +129,18 @@ pub fn to_nhwc(nchw: &[f32], h: usize, w: usize) -> Vec<f32> {
     }
     out
 }
+
+/// A board that loops over nothing but the bundled sample, writes no JSON unless asked and opens
+/// no port or display, so tests can run it beside each other.
+pub fn sample_board(dir: &Path) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let board = dir.join("board.toml");
+    let text = format!(
+        "[source]\nkind = \"files\"\npath = {:?}\nloop = false\n\n[model]\npath = {:?}\n\
+         precision = \"f32\"\nthreads = 1\n\n[outputs]\njson = \"none\"\n",
+        root.join("models/samples"),
+        root.join("models/default/hourglass.onnx"),
+    );
+    std::fs::write(&board, text).unwrap();
+    board
+}

@@ -80,12 +80,20 @@ static KERNELS: &[NativeKernel] = {
 };
 
 #[cfg(target_arch = "aarch64")]
-static KERNELS: &[NativeKernel] = &[NativeKernel {
-    name: "hgpose_interleave4_neon",
-    what: "int8 im2col and packing",
-    needs: "NEON (every aarch64)",
-    runs_here: || std::arch::is_aarch64_feature_detected!("neon"),
-}];
+static KERNELS: &[NativeKernel] = &[
+    NativeKernel {
+        name: "hgpose_conv_f32_neon_6x16",
+        what: "f32 direct convolutions, with HGPOSE_DIRECT_CONV=neon",
+        needs: "NEON (every aarch64)",
+        runs_here: || std::arch::is_aarch64_feature_detected!("neon"),
+    },
+    NativeKernel {
+        name: "hgpose_interleave4_neon",
+        what: "int8 im2col and packing",
+        needs: "NEON (every aarch64)",
+        runs_here: || std::arch::is_aarch64_feature_detected!("neon"),
+    },
+];
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 static KERNELS: &[NativeKernel] = &[];
@@ -106,6 +114,11 @@ mod tests {
             "hgpose_conv_f32_avx2_6x16" => || {
                 use crate::ops::conv_f32_kernel::{tests::compare_with_portable, Kernel};
                 compare_with_portable(Kernel::Avx2)
+            },
+            #[cfg(target_arch = "aarch64")]
+            "hgpose_conv_f32_neon_6x16" => || {
+                use crate::ops::conv_f32_kernel::{tests::compare_with_portable, Kernel};
+                compare_with_portable(Kernel::Neon)
             },
             #[cfg(target_arch = "x86_64")]
             "hgpose_conv_i8_avx512vnni_6x64" => {

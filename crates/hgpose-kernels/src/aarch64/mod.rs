@@ -1,5 +1,8 @@
-//! aarch64 (Pi 3/4/5, Orin): NEON code. The matrix products are tract's own NEON kernels.
+//! aarch64 (Pi 3/4/5, Orin): NEON code. The matrix products are tract's own NEON kernels; the
+//! f32 direct-convolution kernel runs only when asked (`HGPOSE_DIRECT_CONV=neon`, see
+//! `ops::conv_f32_kernel::Kernel::native` for why).
 
+pub mod conv_f32;
 pub mod interleave;
 
 /// The CPU features hgpose's choices depend on, by the names Linux's /proc/cpuinfo uses.

@@ -20,23 +20,31 @@ pub enum Kernel {
     /// 8-lane FMAs, 16 positions a call.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// 4-lane NEON FMAs, 16 positions a call (every aarch64 CPU).
+    #[cfg(target_arch = "aarch64")]
+    Neon,
     /// Plain loops: where neither runs (and the reference the tests check the others against).
     Portable,
 }
 
 impl Kernel {
-    /// The fastest implementation this CPU runs, or `None` where only the portable loops would
-    /// (tract's own kernels are faster than those). `HGPOSE_DIRECT_CONV=avx2` picks the AVX2
-    /// one on AVX-512 CPUs too (to compare the two on one machine).
+    /// The fastest implementation this CPU runs, or `None` where tract's own kernels do better
+    /// (and where only the portable loops would). `HGPOSE_DIRECT_CONV=avx2` picks the AVX2 one
+    /// on AVX-512 CPUs too (to compare the two on one machine).
+    ///
+    /// On aarch64 the NEON kernel runs only when `HGPOSE_DIRECT_CONV=neon` asks: on the bundled
+    /// model it executed more instructions per frame than tract's NEON products (190 M against
+    /// 177 M on a Cortex-A72 and A76, `benches/arm-cost`), so tract keeps the convolutions.
     pub fn native() -> Option<Kernel> {
         static CHOSEN: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
-            let avx2_asked = std::env::var("HGPOSE_DIRECT_CONV").as_deref() == Ok("avx2");
-            Self::detect(avx2_asked)
+            let asked = std::env::var("HGPOSE_DIRECT_CONV").unwrap_or_default();
+            Self::detect(&asked)
         })
     }
 
-    fn detect(avx2_asked: bool) -> Option<Kernel> {
+    fn detect(asked: &str) -> Option<Kernel> {
+        let avx2_asked = asked == "avx2";
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") && !avx2_asked {
@@ -47,6 +55,10 @@ impl Kernel {
             {
                 return Some(Kernel::Avx2);
             }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if asked == "neon" && std::arch::is_aarch64_feature_detected!("neon") {
+            return Some(Kernel::Neon);
         }
         let _ = avx2_asked;
         None
@@ -59,6 +71,8 @@ impl Kernel {
             Kernel::Avx512 => "hgpose_conv_f32_avx512_6x64",
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => "hgpose_conv_f32_avx2_6x16",
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => "hgpose_conv_f32_neon_6x16",
             Kernel::Portable => "hgpose_conv_f32_portable_6x64",
         }
     }
@@ -70,6 +84,8 @@ impl Kernel {
             Kernel::Avx512 => 64,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => 16,
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => crate::aarch64::conv_f32::WIDTH,
             Kernel::Portable => 64,
         }
     }
@@ -105,6 +121,12 @@ impl Kernel {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => crate::x86_64::conv_f32::block_avx2::<false>(block, p0, n, out, stride),
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon if n == crate::aarch64::conv_f32::WIDTH => {
+                crate::aarch64::conv_f32::block_neon(block, p0, out, stride)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => crate::generic::conv_f32::block(block, p0, n, out, stride),
             Kernel::Portable => crate::generic::conv_f32::block(block, p0, n, out, stride),
         }
     }

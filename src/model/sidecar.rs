@@ -179,6 +179,11 @@ impl Sidecar {
                 return bad("input.std", format!("{std:?} must be positive"));
             }
         }
+        if let Some(mean) = self.input.mean {
+            if mean.iter().any(|m| !m.is_finite()) {
+                return bad("input.mean", format!("{mean:?} must be finite numbers"));
+            }
+        }
         if let Some(set) = &self.joints.set {
             if crate::model::JointSet::by_id(set).is_none() {
                 return bad(
@@ -272,6 +277,14 @@ mod tests {
             ("[input]\nnormalize = \"mean_std\"\n", "input.normalize"),
             ("[input]\nmean = [0.1, 0.1, 0.1]\n", "input.mean"),
             ("[input]\nsize = [0, 256]\n", "input.size"),
+            (
+                "[input]\nnormalize = \"mean_std\"\nmean = [nan, 0.5, 0.5]\nstd = [1.0, 1.0, 1.0]\n",
+                "input.mean",
+            ),
+            (
+                "[input]\nnormalize = \"mean_std\"\nmean = [0.5, 0.5, 0.5]\nstd = [1.0, inf, 1.0]\n",
+                "input.std",
+            ),
             ("[joints]\nset = \"coco99\"\n", "joints.set"),
             (
                 "[joints]\nnames = [\"a\", \"b\"]\nedges = [[0, 2]]\n",

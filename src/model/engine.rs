@@ -111,8 +111,8 @@ impl PoseModel {
                         Ok(m) => m,
                         Err(e) => {
                             tracing::warn!(
-                                "precision auto: the int8 companion does not load ({:#}); f32",
-                                anyhow::Error::from(e)
+                                "precision auto: the int8 companion does not load ({}); f32",
+                                e.chain()
                             );
                             return Ok(f32_model);
                         }
